@@ -1,0 +1,39 @@
+"""Where a run writes: everything lives under one data directory (ASFT_DATA_DIR, default data/)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR_ENV = "ASFT_DATA_DIR"
+
+
+def data_dir() -> Path:
+    """The run's data directory, absolute; created on first use."""
+    raw = os.environ.get(DATA_DIR_ENV)
+    path = Path(raw) if raw else PROJECT_ROOT / "data"
+    if not path.is_absolute():
+        path = PROJECT_ROOT / path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def raw_watch_logs_dir(root: Path | None = None) -> Path:
+    """Daily-partitioned Parquet: <data>/raw/watch_logs/date=YYYY-MM-DD/*.parquet."""
+    return (root or data_dir()) / "raw" / "watch_logs"
+
+
+def oracle_dir(root: Path | None = None) -> Path:
+    """The simulator's hidden truth; read by evaluation only, never by training."""
+    return (root or data_dir()) / "oracle"
+
+
+def warehouse_path(root: Path | None = None) -> Path:
+    return (root or data_dir()) / "warehouse.duckdb"
+
+
+def reports_dir(root: Path | None = None) -> Path:
+    path = (root or data_dir()) / "reports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
