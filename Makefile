@@ -1,0 +1,58 @@
+# Every target creates .venv from the lock when it is missing, so a fresh clone needs nothing else.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export ASFT_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(ASFT_DATA_DIR)/dagster_home
+export MLFLOW_DISABLE_TELEMETRY := true
+export DAGSTER_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+RUN_CONFIG ?=
+PORT ?= 3000
+
+.PHONY: install run run-ml100k ml100k test lint format dev dagster-home bench clean
+
+install: $(VENV)/.installed
+
+# The lock pins every package (torch 2.13.0 CPU from local disk, dbt-core < 1.12): no resolver.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+dagster-home:
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+# The main job on the embedded default data (the simulator), recorded in DAGSTER_HOME for the UI.
+run: install dagster-home
+	$(BIN)/dagster job execute -m orchestration.definitions -a defs -j main_job $(if $(RUN_CONFIG),-c $(RUN_CONFIG))
+	$(BIN)/python -m common.reports
+
+# ML-100K through the same assets, in its own data directory.
+ml100k: install
+	$(BIN)/python -m watchlogs.fetch_ml100k
+
+run-ml100k: install
+	$(MAKE) ml100k run ASFT_DATA_DIR=$(CURDIR)/data/ml-100k RUN_CONFIG=configs/ml-100k.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+# The UI on 127.0.0.1:$(PORT), with the same DAGSTER_HOME as `make run`.
+dev: install dagster-home
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+bench: install
+	$(BIN)/python -m benchmarks.sessionization
+
+clean:
+	rm -rf $(ASFT_DATA_DIR) transforms/target transforms/logs

@@ -1,0 +1,73 @@
+"""Raw watch logs: the entry of the chain, produced by the configured source."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from common.paths import data_dir
+from watchlogs.fetch_ml100k import fetch_ml100k
+from watchlogs.simulator import SimulatorConfig
+from watchlogs.sources import produce_raw_watch_logs
+
+_DEFAULTS = SimulatorConfig()
+
+
+class RawWatchLogsConfig(dg.Config):
+    """Which source produces the raw logs, and the simulator's size. Simulator is the default."""
+
+    source: str = "simulator"
+    n_users: int = _DEFAULTS.n_users
+    n_items: int = _DEFAULTS.n_items
+    n_events: int = _DEFAULTS.n_events
+    n_days: int = _DEFAULTS.n_days
+    start_date: str = _DEFAULTS.start_date
+    seed: int = _DEFAULTS.seed
+    movielens_path: str = ""  # empty: ML-100K under the data directory (`make ml100k`)
+
+    def simulator_config(self) -> SimulatorConfig:
+        return SimulatorConfig(
+            n_users=self.n_users,
+            n_items=self.n_items,
+            n_events=self.n_events,
+            n_days=self.n_days,
+            start_date=self.start_date,
+            seed=self.seed,
+        )
+
+
+@dg.asset(
+    group_name="ingest",
+    kinds={"parquet", "python"},
+    description=(
+        "Raw watch logs in the contract's Arrow schema, daily-partitioned Parquet under "
+        "<data>/raw/watch_logs/. Source: the seeded simulator (default; its hidden true "
+        "satisfaction is saved apart, under <data>/oracle/) or a local MovieLens file."
+    ),
+)
+def raw_watch_logs(
+    context: dg.AssetExecutionContext, config: RawWatchLogsConfig
+) -> dg.MaterializeResult:
+    root = data_dir()
+    movielens_path = None
+    if config.source == "movielens":
+        # No path given: ML-100K, fetched into the data directory on first use (never committed).
+        movielens_path = Path(config.movielens_path) if config.movielens_path else fetch_ml100k()
+    figures = produce_raw_watch_logs(
+        source=config.source,
+        data_root=root,
+        simulator_config=config.simulator_config(),
+        movielens_path=movielens_path,
+        progress=context.log.info,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": figures["events"],
+            "users": figures["users"],
+            "titles": figures["titles"],
+            "daily_partitions": figures["partitions"],
+            "date_range": f"{figures['first_event']} .. {figures['last_event']}",
+            "source": figures["source"],
+            "fingerprint": figures["fingerprint"],
+            "path": dg.MetadataValue.path(str(root / "raw" / "watch_logs")),
+        }
+    )

@@ -1,0 +1,111 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='event_date',
+        on_schema_change='fail',
+        post_hook="{{ delete_vanished_dates(ref('fct_reward_events')) }}"
+    )
+}}
+
+{#
+    Point-in-time reward statistics per user, one row per user per day the user had events, stamped at
+    event_timestamp = the end of that UTC day (midnight of the next day). Every figure uses only events up to
+    and including that day, so a feature-store lookup at time t (latest row with event_timestamp <= t) never
+    sees an event at or after t.
+    Incremental: every date from the earliest date whose events changed onwards is rewritten.
+#}
+
+with
+
+reward_events as (
+
+    select * from {{ ref('fct_reward_events') }}
+
+),
+
+daily as (
+
+    select
+        user_id,
+        event_date,
+        count(*) as n_events_day,
+        count(reward) as n_rewarded_day,
+        -- exact fixed-point sums of the reward rounded to 1e-12 (and of its exact square): the same result
+        -- whatever the summation order, so reruns, incremental runs and full refreshes agree to the last bit
+        coalesce(sum(cast(reward as decimal(18, 12))), 0) as reward_sum_day,
+        coalesce(sum(cast(reward as decimal(18, 12)) * cast(reward as decimal(18, 12))), 0) as reward_sum_sq_day,
+        max(event_ts) as last_event_ts,
+        bit_xor(hash(event_id, reward)) as events_fingerprint
+
+    from reward_events
+    group by user_id, event_date
+
+),
+
+windowed as (
+
+    select
+        *,
+        sum(n_events_day) over cumulative as n_events,
+        sum(n_rewarded_day) over cumulative as n_rewarded,
+        cast(sum(reward_sum_day) over cumulative as double) as reward_sum,
+        cast(sum(reward_sum_sq_day) over cumulative as double) as reward_sum_sq,
+        sum(n_events_day) over last_7_days as n_events_7d,
+        sum(n_rewarded_day) over last_7_days as n_rewarded_7d,
+        cast(sum(reward_sum_day) over last_7_days as double) as reward_sum_7d
+
+    from daily
+    window
+        cumulative as (
+            partition by user_id order by event_date
+            rows between unbounded preceding and current row
+        ),
+        last_7_days as (
+            partition by user_id order by event_date
+            range between interval 6 days preceding and current row
+        )
+
+),
+
+features as (
+
+    select
+        user_id,
+        event_date,
+        {{ utc_midnight('event_date + 1') }} as event_timestamp,
+        cast(n_events_day as bigint) as user_n_events_day,
+        cast(n_events as bigint) as user_n_events,
+        cast(n_rewarded as bigint) as user_n_rewarded,
+        reward_sum / nullif(n_rewarded, 0) as user_reward_mean,
+        {{ std_from_sums('n_rewarded', 'reward_sum', 'reward_sum_sq') }} as user_reward_std,
+        cast(n_events_7d as bigint) as user_n_events_7d,
+        cast(n_rewarded_7d as bigint) as user_n_rewarded_7d,
+        reward_sum_7d / nullif(n_rewarded_7d, 0) as user_reward_mean_7d,
+        last_event_ts as user_last_event_ts,
+        events_fingerprint
+
+    from windowed
+
+),
+
+{% if is_incremental() %}
+
+changed_dates as (
+
+    {{ changed_dates('daily', ['user_id', 'event_date'], ['events_fingerprint']) }}
+
+),
+
+{% endif %}
+
+final as (
+
+    select * from features
+    {% if is_incremental() %}
+    where event_date >= (select min(event_date) from changed_dates)
+    {% endif %}
+
+)
+
+select * from final
