@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 RUN_CONFIG ?=
 PORT ?= 3000
 
-.PHONY: install run run-ml100k ml100k test lint format dev dagster-home bench clean
+.PHONY: install run run-ml100k ml100k test lint format dev mlflow-ui dagster-home bench clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,9 @@ format: install
 # The UI on 127.0.0.1:$(PORT), with the same DAGSTER_HOME as `make run`.
 dev: install dagster-home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(ASFT_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
 bench: install
 	$(BIN)/python -m benchmarks.sessionization

@@ -89,3 +89,15 @@ def data_report_figures(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             "select split, count(*) from marts.split_leave_one_out_events group by 1 order by 1",
         ),
     }
+
+
+def training_inputs(con: duckdb.DuckDBPyConnection) -> tuple[Any, Any, Any]:
+    """`marts.user_sequences` as Arrow (the training contract) and the temporal cut-offs."""
+    sequences = con.sql(
+        "select user_id, item_ids, timestamps, rewards, sequence_length as length "
+        "from marts.user_sequences order by user_id"
+    ).to_arrow_table()
+    valid_start, test_start = _one(
+        con, "select valid_start_ts, test_start_ts from marts.split_cutoffs"
+    )
+    return sequences, valid_start, test_start

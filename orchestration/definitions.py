@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from orchestration.assets.pretrain import pretrained_policy
 from orchestration.assets.raw import raw_watch_logs
 from orchestration.assets.reports import data_report
 from orchestration.assets.transforms import warehouse_models
@@ -18,7 +19,7 @@ main_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[raw_watch_logs, warehouse_models, data_report],
+    assets=[raw_watch_logs, warehouse_models, data_report, pretrained_policy],
     jobs=[main_job],
     resources=RESOURCES,
 )

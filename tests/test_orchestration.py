@@ -7,16 +7,23 @@ import json
 
 import dagster as dg
 import duckdb
+import mlflow
 import pytest
 
 from common.paths import data_dir, warehouse_path
+from common.tracking import tracking_uri
 from orchestration.definitions import defs
 
 TINY = {"n_users": 40, "n_items": 120, "n_events": 1500, "n_days": 21}
 
 
 def run_config(**overrides) -> dict:
-    return {"ops": {"raw_watch_logs": {"config": {**TINY, **overrides}}}}
+    return {
+        "ops": {
+            "raw_watch_logs": {"config": {**TINY, **overrides}},
+            "pretrained_policy": {"config": {"epochs": 2, "patience": 1}},
+        }
+    }
 
 
 def test_definitions_load_with_every_stage_and_dbt_tests_as_checks():
@@ -35,6 +42,7 @@ def test_definitions_load_with_every_stage_and_dbt_tests_as_checks():
         "marts/user_reward_stats_daily",
         "marts/item_reward_stats_daily",
         "data_report",
+        "pretrained_policy",
     ):
         assert expected in keys
     # dbt's source is wired to the raw asset, so lineage runs raw -> staging.
@@ -86,6 +94,30 @@ def test_main_job_materializes_sequences_splits_and_report(first_run):
     assert materialized["raw_watch_logs"]["dagster/row_count"].value == TINY["n_events"]
     assert materialized["marts/user_sequences"]["dagster/row_count"].value == TINY["n_users"]
     assert "date_range" in materialized["staging/stg_watch_events"]
+
+
+def test_pretrained_policy_is_tracked_in_mlflow_and_reported(first_run):
+    assert first_run.success
+    report = json.loads((data_dir() / "reports" / "pretrain.json").read_text())
+    assert report["seen_items_excluded"] is True
+    table = report["test"]["simulator"]
+    for split in ("temporal", "leave_one_out"):
+        assert {"hstu", "popularity"} <= set(table[split])
+        assert 0.0 <= table[split]["hstu"]["ndcg@10"]["mean"] <= 1.0
+
+    mlflow.set_tracking_uri(tracking_uri())
+    run = mlflow.get_run(report["policy"]["run_id"])
+    assert run.data.params["model.kind"] == "hstu"
+    assert (
+        "test_ndcg_at_10" in run.data.metrics and "popularity_test_ndcg_at_10" in run.data.metrics
+    )
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == [1, 2]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert any(p.endswith(".png") for p in artifacts)
+    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    assert sum(p.numel() for p in model.parameters()) > 0
+    assert (data_dir() / "models" / "pretrained_policy" / "best.pt").exists()
 
 
 def test_a_new_dataset_rebuilds_the_warehouse_instead_of_appending(first_run):

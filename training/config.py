@@ -1,0 +1,71 @@
+"""Model and training hyper-parameters: two frozen dataclasses, stored in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Defaults: the small CPU model, tuned on ML-100K leave-one-out (training/experiment.py)."""
+
+    kind: Literal["hstu", "sasrec"] = "hstu"
+    d_model: int = 48
+    n_blocks: int = 2
+    n_heads: int = 2
+    max_len: int = 50  # most recent items the model sees; older ones are dropped
+    dropout: float = 0.3
+    num_time_buckets: int = 128  # HSTU only: log-time-gap buckets of the relative bias
+    ffn_mult: int = 1  # SASRec only: FFN width = ffn_mult * d_model (1 as in Kang & McAuley)
+
+    @classmethod
+    def hstu_large(cls) -> ModelConfig:
+        """The published HSTU-large shape (ML-1M/20M in Zhai et al. 2024)."""
+        return cls(kind="hstu", d_model=50, n_blocks=8, n_heads=2, max_len=200, dropout=0.2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Defaults: tuned with the small ModelConfig on ML-100K; `hstu_repo()`: the published one."""
+
+    epochs: int = 80
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    grad_clip: float = 1.0
+    num_negatives: int = 512  # uniform random negatives per batch, shared by its positions
+    in_batch_negatives: int = 0  # other positions' targets used as negatives (0 = none)
+    temperature: float = 0.1
+    mask_seen_negatives: bool = True  # drop negatives the user already saw (eval excludes them)
+    patience: int = 10  # epochs without a better validation NDCG@10 before stopping
+    eval_every: int = 1
+    eval_batch_size: int = 256
+    seed: int = 0
+    # None = every core this process may use. On a box shared with other jobs, 1 thread can be
+    # several times faster for these small models (OpenMP threads wait on each other).
+    num_threads: int | None = None
+
+    @classmethod
+    def hstu_repo(cls) -> TrainConfig:
+        """Meta's generative-recommenders ML-1M recipe: 128 negatives, temperature 0.05."""
+        return cls(epochs=100, batch_size=128, lr=1e-3, num_negatives=128, temperature=0.05,
+                   mask_seen_negatives=False)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        if "betas" in kw:
+            kw["betas"] = tuple(kw["betas"])
+        return cls(**kw)

@@ -1,0 +1,91 @@
+"""Full-catalogue ranking evaluation: every item is scored for each evaluated (user, target).
+
+Items the user already saw before the target are excluded (score -inf), never the target itself;
+padding id 0 is never a candidate. The popularity baseline goes through the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.data import PAD, SequenceData
+from training.metrics import ranking_metrics, target_ranks
+from training.models import SequenceEncoder
+
+KS = (10, 50)
+
+
+def exclude_seen(
+    scores: torch.Tensor, seen_rows: torch.Tensor, seen_items: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """Set seen items and padding to -inf in place, keeping the target's own score."""
+    target_score = scores.gather(1, targets[:, None])
+    scores[:, PAD] = float("-inf")
+    scores[seen_rows, seen_items] = float("-inf")
+    return scores.scatter_(1, targets[:, None], target_score)
+
+
+def _batches(n: int, batch_size: int) -> Iterator[np.ndarray]:
+    for i in range(0, n, batch_size):
+        yield np.arange(i, min(i + batch_size, n))
+
+
+def _ranks(
+    data: SequenceData, split: str, score: Callable[[dict], torch.Tensor], batch_size: int
+) -> torch.Tensor:
+    examples = data.eval_split(split)
+    out = []
+    for rows in _batches(len(examples), batch_size):
+        b = data.eval_batch(examples, rows)
+        scores = exclude_seen(score(b), b["seen_rows"], b["seen_items"], b["target_ids"])
+        out.append(target_ranks(scores, b["target_ids"]))
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+@torch.no_grad()
+def model_ranks(
+    model: SequenceEncoder, data: SequenceData, split: str = "test", batch_size: int = 256
+) -> torch.Tensor:
+    """0-based rank of each target of `split` under the model (last hidden state vs all items)."""
+    was_training = model.training
+    model.eval()
+    items = F.normalize(model.item_embeddings(), dim=-1, eps=1e-6)
+
+    def score(b: dict) -> torch.Tensor:
+        h = model(b["item_ids"], b["timestamps"])[:, -1]
+        return F.normalize(h, dim=-1, eps=1e-6) @ items.T
+
+    ranks = _ranks(data, split, score, batch_size)
+    model.train(was_training)
+    return ranks
+
+
+def popularity_ranks(
+    data: SequenceData, split: str = "test", batch_size: int = 256
+) -> torch.Tensor:
+    """Ranks under "most frequent in the training sequences first" (ties: lower id first)."""
+    counts = torch.from_numpy(data.train_item_counts()).to(torch.float32)
+    return _ranks(
+        data, split, lambda b: counts.expand(len(b["target_ids"]), -1).clone(), batch_size
+    )
+
+
+def evaluate(
+    model: SequenceEncoder,
+    data: SequenceData,
+    split: str = "test",
+    ks: tuple[int, ...] = KS,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """HR@k, NDCG@k, MRR of `model` on `split` ("valid" or "test"), seen items excluded."""
+    return ranking_metrics(model_ranks(model, data, split, batch_size), ks)
+
+
+def evaluate_popularity(
+    data: SequenceData, split: str = "test", ks: tuple[int, ...] = KS, batch_size: int = 256
+) -> dict[str, float]:
+    return ranking_metrics(popularity_ranks(data, split, batch_size), ks)

@@ -1,0 +1,59 @@
+"""`SequenceEncoder`: item ids + timestamps [B, L] -> hidden states [B, L, d].
+
+One item-embedding table serves both as input and for scoring (`item_embeddings`), so a hidden
+state h_t is scored against every item by a dot product of L2-normalised vectors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from training.config import ModelConfig
+from training.data import PAD
+from training.models.hstu import HSTUBlock, time_buckets
+from training.models.sasrec import SASRecBlock
+
+
+class SequenceEncoder(nn.Module):
+    def __init__(self, n_items: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        if cfg.kind not in ("hstu", "sasrec"):
+            raise ValueError(f"unknown encoder kind {cfg.kind!r}")
+        self.cfg, self.n_items = cfg, n_items
+        d = cfg.d_model
+        self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=PAD)
+        # Positions count back from the newest event (batches are right-aligned).
+        self.pos_emb = nn.Embedding(cfg.max_len, d)
+        nn.init.trunc_normal_(self.item_emb.weight, std=0.02)
+        nn.init.trunc_normal_(self.pos_emb.weight, std=math.sqrt(1.0 / d))
+        with torch.no_grad():
+            self.item_emb.weight[PAD].zero_()
+        self.drop = nn.Dropout(cfg.dropout)
+        block = HSTUBlock if cfg.kind == "hstu" else SASRecBlock
+        self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.n_blocks))
+        self.norm = nn.LayerNorm(d) if cfg.kind == "sasrec" else nn.Identity()
+
+    def item_embeddings(self) -> torch.Tensor:
+        """[n_items + 1, d] the shared table (row 0 = padding)."""
+        return self.item_emb.weight
+
+    def forward(self, item_ids: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        B, L = item_ids.shape
+        if L > self.cfg.max_len:
+            raise ValueError(f"sequence length {L} > max_len {self.cfg.max_len}")
+        valid = item_ids != PAD
+        pos = torch.arange(self.cfg.max_len - L, self.cfg.max_len)
+        x = self.item_emb(item_ids) * math.sqrt(self.cfg.d_model) + self.pos_emb(pos)[None]
+        x = self.drop(x) * valid[..., None]
+        # Causal, real keys only; the diagonal stays open so padded rows never softmax over nothing.
+        eye = torch.eye(L, dtype=torch.bool)
+        mask = torch.tril(torch.ones(L, L, dtype=torch.bool))[None] & (valid[:, None, :] | eye)
+        buckets = (
+            time_buckets(timestamps, self.cfg.num_time_buckets) if self.cfg.kind == "hstu" else None
+        )
+        for blk in self.blocks:
+            x = blk(x, mask, buckets)
+        return self.norm(x)

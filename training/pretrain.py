@@ -1,0 +1,273 @@
+"""Behaviour-cloning pretraining: next-item sampled softmax, AdamW, early stopping on valid
+NDCG@10, a checkpoint after every epoch and exact resume.
+
+Resume is exact because every source of randomness in epoch e is re-seeded from (seed, e):
+the shuffle, dropout and the negatives. A run killed after epoch k and re-run on the same
+checkpoint directory therefore ends with the same weights as one that was never interrupted.
+
+Files in `checkpoint_dir`: `last.pt` (everything needed to resume), `best.pt` (best weights,
+configs, vocab, valid metrics: what downstream stages load) and `vocab.json`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.config import ModelConfig, TrainConfig
+from training.data import PAD, SequenceData, Vocab
+from training.evaluate import evaluate, evaluate_popularity
+from training.losses import sample_negatives, sampled_softmax_loss, seen_negatives
+from training.models import SequenceEncoder
+
+Log = Callable[[str], None]
+EpochHook = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class PretrainResult:
+    model: SequenceEncoder  # with the best weights loaded, in eval mode
+    best_state: dict[str, torch.Tensor]
+    final_state: dict[str, torch.Tensor]  # weights after the last epoch trained
+    best_epoch: int
+    history: list[dict[str, Any]]  # one row per epoch: loss, seconds, valid metrics
+    metrics: dict[str, dict[str, float]]  # valid/test for the model and for popularity
+    train_seconds: float  # training + validation time, summed over resumes
+    vocab: Vocab
+    model_config: ModelConfig
+    train_config: TrainConfig
+
+
+@dataclass
+class _State:
+    epoch: int = 0
+    best_metric: float = float("-inf")
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+    train_seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
+
+
+def train_epoch(
+    model: SequenceEncoder,
+    optimizer: torch.optim.Optimizer,
+    data: SequenceData,
+    cfg: TrainConfig,
+    epoch: int,
+    event_weights: torch.Tensor | None = None,
+) -> float:
+    """One pass over the train sequences in a (seed, epoch)-determined order; mean batch loss.
+
+    `event_weights` ([n_events], indexed by flat event index) weights each target's term, e.g.
+    A-SFT's exp(A / beta); None = plain behaviour cloning.
+    """
+    model.train()
+    seed = _epoch_seed(cfg.seed, epoch)
+    torch.manual_seed(seed)  # dropout
+    gen = torch.Generator().manual_seed(seed)  # negatives
+    order = np.random.default_rng(seed).permutation(len(data.windows))
+    losses = []
+    for i in range(0, len(order), cfg.batch_size):
+        b = data.train_batch(order[i : i + cfg.batch_size])
+        h = model(b["item_ids"], b["timestamps"])
+        mask = b["target_ids"] != PAD
+        targets = b["target_ids"][mask]
+        w = None
+        if event_weights is not None:
+            w = event_weights[torch.from_numpy(b["target_index"])[mask]]
+        negs = sample_negatives(
+            targets, data.n_items, cfg.num_negatives, cfg.in_batch_negatives, generator=gen
+        )
+        drop = seen_negatives(b["item_ids"], negs)[mask] if cfg.mask_seen_negatives else None
+        loss = sampled_softmax_loss(
+            h[mask], targets, model.item_embeddings(), negs, cfg.temperature, w, drop
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        losses.append(loss.item())
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def _check_same_run(ck: dict[str, Any], model_cfg: ModelConfig, cfg: TrainConfig, n: int) -> None:
+    if ck["model_config"] != model_cfg.to_dict() or ck["n_items"] != n:
+        raise ValueError("checkpoint_dir holds a run with another model config or catalogue")
+    saved = {k: v for k, v in ck["train_config"].items() if k not in ("epochs", "num_threads")}
+    now = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "num_threads")}
+    if TrainConfig.from_dict(saved).to_dict() != TrainConfig.from_dict(now).to_dict():
+        raise ValueError("checkpoint_dir holds a run with another train config")
+
+
+def pretrain(
+    data: SequenceData,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    checkpoint_dir: str | Path | None = None,
+    log: Log = print,
+    on_epoch_end: EpochHook | None = None,
+    event_weights: np.ndarray | None = None,
+) -> PretrainResult:
+    """Train a `SequenceEncoder` on `data.train`, early-stopped on valid NDCG@10.
+
+    With `checkpoint_dir`, a re-run resumes after the last finished epoch. `on_epoch_end(epoch,
+    row)` is called after the epoch's checkpoint is written (row = loss, seconds, valid metrics).
+    """
+    mcfg, cfg = model_config or ModelConfig(), train_config or TrainConfig()
+    if data.max_len > mcfg.max_len:
+        raise ValueError(f"data.max_len {data.max_len} > model max_len {mcfg.max_len}")
+    torch.set_num_threads(cfg.num_threads or available_cores())
+    torch.manual_seed(cfg.seed)
+    model = SequenceEncoder(data.n_items, mcfg)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+    )
+    weights = None if event_weights is None else torch.as_tensor(event_weights, dtype=torch.float32)
+    st = _State()
+    best_state = _clone(model.state_dict())
+    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckdir is not None:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        data.vocab.save_json(ckdir / "vocab.json")
+        if (ckdir / "last.pt").exists():
+            # Our own file (holds numpy RNG state), hence weights_only=False.
+            ck = torch.load(ckdir / "last.pt", weights_only=False)
+            _check_same_run(ck, mcfg, cfg, data.n_items)
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            st = _State(**ck["state"])
+            torch.set_rng_state(ck["rng"]["torch"])
+            np.random.set_state(ck["rng"]["numpy"])
+            random.setstate(ck["rng"]["python"])
+            if (ckdir / "best.pt").exists():
+                best_state = torch.load(ckdir / "best.pt", weights_only=True)["model"]
+            log(f"resumed from {ckdir / 'last.pt'} after epoch {st.epoch}")
+    log(
+        f"pretrain {mcfg.kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{data.summary()}, threads={torch.get_num_threads()}"
+    )
+
+    while st.epoch < cfg.epochs and not st.stopped:
+        st.epoch += 1
+        t0 = time.perf_counter()
+        loss = train_epoch(model, opt, data, cfg, st.epoch, weights)
+        row: dict[str, Any] = {"epoch": st.epoch, "loss": loss}
+        improved = False
+        if st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs:
+            valid = evaluate(model, data, "valid", batch_size=cfg.eval_batch_size)
+            row.update({f"valid_{k}": v for k, v in valid.items()})
+            score = valid["ndcg@10"] if len(data.valid) else float(st.epoch)  # no valid: latest
+            improved = score > st.best_metric
+            if improved:
+                st.best_metric, st.best_epoch, st.bad_epochs = score, st.epoch, 0
+                best_state = _clone(model.state_dict())
+            else:
+                st.bad_epochs += 1
+                st.stopped = st.bad_epochs >= cfg.patience
+        row["seconds"] = time.perf_counter() - t0
+        st.train_seconds += row["seconds"]
+        st.history.append(row)
+        if ckdir is not None:
+            _save(ckdir, model, opt, st, mcfg, cfg, data, improved, row)
+        log(
+            f"epoch {st.epoch}: loss {loss:.4f}"
+            + (f" valid ndcg@10 {row['valid_ndcg@10']:.4f}" if "valid_ndcg@10" in row else "")
+            + f" ({row['seconds']:.1f}s){' *' if improved else ''}"
+        )
+        if on_epoch_end is not None:
+            on_epoch_end(st.epoch, row)
+
+    final_state = _clone(model.state_dict())
+    model.load_state_dict(best_state)
+    model.eval()
+    bs = cfg.eval_batch_size
+    metrics = {
+        "valid": evaluate(model, data, "valid", batch_size=bs),
+        "test": evaluate(model, data, "test", batch_size=bs),
+        "popularity_valid": evaluate_popularity(data, "valid", batch_size=bs),
+        "popularity_test": evaluate_popularity(data, "test", batch_size=bs),
+    }
+    log(f"best epoch {st.best_epoch}: test {metrics['test']}")
+    return PretrainResult(
+        model, best_state, final_state, st.best_epoch, st.history, metrics,
+        st.train_seconds, data.vocab, mcfg, cfg,
+    )  # fmt: skip
+
+
+def _save(
+    ckdir: Path,
+    model: SequenceEncoder,
+    opt: torch.optim.Optimizer,
+    st: _State,
+    mcfg: ModelConfig,
+    cfg: TrainConfig,
+    data: SequenceData,
+    improved: bool,
+    row: dict[str, Any],
+) -> None:
+    common = {
+        "model_config": mcfg.to_dict(),
+        "train_config": cfg.to_dict(),
+        "n_items": data.n_items,
+        "vocab": data.vocab.to_dict(),
+    }
+    if improved:  # written before last.pt, so last.pt never points past a missing best.pt
+        best = {"model": model.state_dict(), "epoch": st.epoch, "valid_metrics": row, **common}
+        _atomic_save(best, ckdir / "best.pt")
+    rng = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    last = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "state": vars(st),
+        "rng": rng,
+        **common,
+    }
+    _atomic_save(last, ckdir / "last.pt")
+
+
+def load_checkpoint(path: str | Path) -> tuple[SequenceEncoder, Vocab, dict[str, Any]]:
+    """A trained encoder (eval mode), its vocab and the checkpoint's metadata.
+
+    `path` is a `best.pt` / `last.pt` file or a checkpoint directory (then `best.pt` is read).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    ck = torch.load(path, weights_only=path.name != "last.pt")
+    model = SequenceEncoder(ck["n_items"], ModelConfig.from_dict(ck["model_config"]))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    meta = {k: v for k, v in ck.items() if k not in ("model", "optimizer", "rng", "vocab")}
+    return model, Vocab.from_dict(ck["vocab"]), meta
