@@ -39,6 +39,8 @@ def _format(value: Any) -> str:
 
 
 def _flatten(prefix: str, value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, dict) and set(value) == {"mean", "ci95"}:
+        return [(prefix, f"{_format(value['mean'])} ± {_format(value['ci95'])}")]
     if isinstance(value, dict):
         rows: list[tuple[str, str]] = []
         for key, inner in value.items():
@@ -57,6 +59,9 @@ def to_markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_NOT_SUMMARISED = ("stage", "written_at", "protocol")
+
+
 def summary_text(root: Path | None = None) -> str:
     """The short summary the run command ends with: one block per stage report."""
     reports = read_reports(root)
@@ -64,7 +69,11 @@ def summary_text(root: Path | None = None) -> str:
         return f"no reports under {reports_dir(root)}"
     blocks = []
     for stage, payload in reports.items():
-        rows = _flatten("", {k: v for k, v in payload.items() if k not in ("stage", "written_at")})
+        rows = [
+            (k, v if len(v) <= 60 else v[:57] + "...")
+            for k, v in _flatten("", {k: v for k, v in payload.items() if k not in _NOT_SUMMARISED})
+            if ".data." not in k  # split sizes: in the JSON, not the summary
+        ]
         width = max(len(k) for k, _ in rows) if rows else 0
         body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
         blocks.append(f"[{stage}] ({payload.get('written_at', '?')})\n{body}")
