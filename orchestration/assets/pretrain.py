@@ -1,5 +1,7 @@
 """The pretrained policy: behaviour cloning (next-item prediction) on the warehouse sequences."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from common.paths import data_dir, warehouse_path
@@ -54,7 +56,9 @@ def pretrained_policy(
     root = data_dir()
     with connect_read_only(warehouse_path()) as con:
         sequences, valid_start, test_start = training_inputs(con)
-    source = (read_fingerprint(root) or {}).get("source", "unknown")
+    raw = read_fingerprint(root) or {}
+    # Reports group by dataset: "simulator", or the MovieLens file's name (e.g. "ml-100k").
+    source = Path(raw["path"]).stem if raw.get("source") == "movielens" else raw.get("source", "?")
     result = run_pretraining(
         sequences,
         valid_start,
