@@ -346,15 +346,19 @@ def read_user_sequences(path: str | Path) -> pa.Table:
 
         return pq.read_table(path)
     if path.suffix == ".inter":
-        import pyarrow.csv as csv
+        # The MovieLens loader already parses RecBole files into the raw-log contract.
+        from watchlogs.movielens import load_movielens
 
-        raw = csv.read_csv(
-            path,
-            parse_options=csv.ParseOptions(delimiter="\t"),
-            convert_options=csv.ConvertOptions(
-                column_types={"user_id:token": pa.string(), "item_id:token": pa.string()}
-            ),
+        events = load_movielens(path)
+        seconds = pc.divide(events["event_ts"].cast(pa.int64()), 1e6)
+        return sequences_from_interactions(
+            pa.table(
+                {
+                    "user_id": events["user_id"],
+                    "item_id": events["item_id"],
+                    "timestamp": seconds,
+                    "rating": events["rating"],
+                }
+            )
         )
-        raw = raw.rename_columns([c.split(":")[0] for c in raw.column_names])
-        return sequences_from_interactions(raw)
     raise ValueError(f"expected a .parquet or RecBole .inter file, got {path}")
