@@ -55,7 +55,7 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(ASFT_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
 
 bench: install
-	$(BIN)/python -m benchmarks.sessionization
+	$(BIN)/python -m benchmarks.sessionization --repeats 3
 
 clean:
 	rm -rf $(ASFT_DATA_DIR) transforms/target transforms/logs
