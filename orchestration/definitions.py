@@ -1,13 +1,14 @@
-"""The Dagster code location: `dagster dev -w workspace.yaml` loads `defs` from here."""
+"""The Dagster code location: `dagster dev -w workspace.yaml` loads `defs` from here.
+
+Every module in `orchestration/assets/` is one stage; its assets and asset checks are collected
+here, so a new stage joins the graph (and the main job) by adding its module.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets.pretrain import pretrained_policy
-from orchestration.assets.raw import raw_watch_logs
-from orchestration.assets.reports import data_report
-from orchestration.assets.transforms import warehouse_models
+from orchestration import assets
 from orchestration.resources import RESOURCES
 
 # The main job materializes every asset that exists; later stages join it by being defined.
@@ -19,7 +20,8 @@ main_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[raw_watch_logs, warehouse_models, data_report, pretrained_policy],
+    assets=dg.load_assets_from_package_module(assets),
+    asset_checks=dg.load_asset_checks_from_package_module(assets),
     jobs=[main_job],
     resources=RESOURCES,
 )
