@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 RUN_CONFIG ?=
 PORT ?= 3000
 
-.PHONY: install run run-ml100k ml100k test lint format dev mlflow-ui dagster-home bench clean
+.PHONY: install run run-ml100k ml100k sysdeps test lint format dev mlflow-ui dagster-home bench clean
 
 install: $(VENV)/.installed
 
@@ -38,7 +38,15 @@ ml100k: install
 run-ml100k: install
 	$(MAKE) ml100k run ASFT_DATA_DIR=$(CURDIR)/data/ml-100k RUN_CONFIG=configs/ml-100k.yaml
 
-test: install
+# Debian packages the browser and Redis tests drive: headless Chromium and redis-server.
+SYSTEM_PACKAGES := chromium redis-server
+sysdeps:
+	@command -v chromium >/dev/null && command -v redis-server >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
+
+test: install sysdeps
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -10,6 +10,7 @@ import dagster as dg
 
 from orchestration import assets
 from orchestration.resources import RESOURCES
+from orchestration.schedules import JOBS, SCHEDULES
 
 # The main job materializes every asset that exists; later stages join it by being defined.
 main_job = dg.define_asset_job(
@@ -22,6 +23,7 @@ main_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=dg.load_assets_from_package_module(assets),
     asset_checks=dg.load_asset_checks_from_package_module(assets),
-    jobs=[main_job],
+    jobs=[main_job, *JOBS],
+    schedules=SCHEDULES,
     resources=RESOURCES,
 )
