@@ -29,7 +29,14 @@ def oracle_dir(root: Path | None = None) -> Path:
     return (root or data_dir()) / "oracle"
 
 
+WAREHOUSE_PATH_ENV = "ASFT_WAREHOUSE_PATH"
+
+
 def warehouse_path(root: Path | None = None) -> Path:
+    """The DuckDB warehouse: ASFT_WAREHOUSE_PATH if set (and no root given), else <data>/."""
+    override = os.environ.get(WAREHOUSE_PATH_ENV)
+    if root is None and override:
+        return Path(override).resolve()
     return (root or data_dir()) / "warehouse.duckdb"
 
 
