@@ -8,6 +8,7 @@ from common.paths import data_dir, warehouse_path
 from common.reports import write_report
 from common.tracking import tracking_uri
 from common.warehouse import connect_read_only, training_inputs
+from orchestration.metadata import image
 from training.pretrain_stage import PretrainSettings, markdown_table, run_pretraining
 from watchlogs.sources import read_fingerprint
 
@@ -79,6 +80,6 @@ def pretrained_policy(
             "mlflow_run_id": result.policy_run_id,
             "mlflow_tracking_uri": tracking_uri(root),
             "policy_dir": dg.MetadataValue.path(str(result.policy_dir)),
-            "training_curve": dg.MetadataValue.path(str(result.curve_png)),
+            "training_curve": image(result.curve_png, "training curve"),
         }
     )
