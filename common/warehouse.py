@@ -94,7 +94,7 @@ def data_report_figures(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def training_inputs(con: duckdb.DuckDBPyConnection) -> tuple[Any, Any, Any]:
     """`marts.user_sequences` as Arrow (the training contract) and the temporal cut-offs."""
     sequences = con.sql(
-        "select user_id, item_ids, timestamps, rewards, sequence_length as length "
+        "select user_id, event_ids, item_ids, timestamps, rewards, sequence_length as length "
         "from marts.user_sequences order by user_id"
     ).to_arrow_table()
     valid_start, test_start = _one(

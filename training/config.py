@@ -48,6 +48,9 @@ class TrainConfig:
     mask_seen_negatives: bool = True  # drop negatives the user already saw (eval excludes them)
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
     eval_every: int = 1
+    # Batches of similar-length windows (sorted within runs of this many batches; 0 = plain
+    # shuffle): far less padding when max_len is well above the typical history.
+    length_buckets: int = 0
     eval_batch_size: int = 256
     seed: int = 0
     # None = every core this process may use. On a box shared with other jobs, 1 thread can be

@@ -83,6 +83,7 @@ class Events:
     items: np.ndarray  # [E] dense item id
     timestamps: np.ndarray  # [E] float64 epoch seconds
     rewards: np.ndarray  # [E] float32, NaN where null
+    event_ids: np.ndarray | None = None  # [E] source event ids (str) when the table has them
 
     @property
     def lengths(self) -> np.ndarray:
@@ -237,7 +238,13 @@ def _events(table: pa.Table, vocab: Vocab) -> Events:
     )
     offsets = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=table.num_rows))])
     users = vocab.users.encode(table.column("user_id"))
-    return Events(users, offsets.astype(np.int64), item, time, reward)
+    event_ids = None
+    if "event_ids" in table.column_names:  # kept so per-event outputs can be joined back
+        ids, ids_len = _flat(table, "event_ids")
+        if not np.array_equal(lengths, ids_len):
+            raise ValueError("event_ids must have the same length as item_ids in every row")
+        event_ids = ids.cast(pa.string()).to_numpy(zero_copy_only=False)[keep][order]
+    return Events(users, offsets.astype(np.int64), item, time, reward, event_ids)
 
 
 def _windows(train: Split, max_len: int) -> Split:

@@ -36,8 +36,13 @@ def seen_negatives(item_ids: torch.Tensor, negative_ids: torch.Tensor) -> torch.
     Evaluation excludes items the user already saw, so the model need not spend capacity
     pushing them down: masking them as negatives aligns training with that protocol.
     """
-    hit = item_ids[:, :, None] == negative_ids[None, None, :]
-    return hit.to(torch.int32).cumsum(dim=1) > 0
+    # Via each item's first position in the row (a [B, n] scatter) rather than a cumsum over
+    # [B, L, K]: the same mask at a fraction of the cost.
+    B, L = item_ids.shape
+    n = int(max(int(item_ids.max()), int(negative_ids.max()))) + 1
+    pos = torch.arange(L).expand(B, L)
+    first = torch.full((B, n), L, dtype=torch.long).scatter_reduce_(1, item_ids, pos, "amin")
+    return pos[:, :, None] >= first[:, negative_ids][:, None, :]
 
 
 def sampled_softmax_loss(
@@ -48,12 +53,17 @@ def sampled_softmax_loss(
     temperature: float = 0.05,
     supervision_weights: torch.Tensor | None = None,
     negative_mask: torch.Tensor | None = None,
+    normalise: str = "count",
 ) -> torch.Tensor:
     """query [P, d] hidden states at supervised positions, positive_ids [P], negative_ids [K].
 
     Negatives equal to a position's own target (accidental hits) are masked out of its softmax,
-    and so is every (position, negative) pair where `negative_mask` [P, K] is True.
+    and so is every (position, negative) pair where `negative_mask` [P, K] is True. With weights,
+    `normalise="count"` divides by P and `"weights"` by sum(w) (self-normalised, as A-SFT's
+    per-batch option: only the direction of the step changes, not its size).
     """
+    if normalise not in ("count", "weights"):
+        raise ValueError(f"normalise must be 'count' or 'weights', got {normalise!r}")
     q = F.normalize(query, dim=-1, eps=1e-6)
     pos = F.normalize(item_embeddings[positive_ids], dim=-1, eps=1e-6)
     neg = F.normalize(item_embeddings[negative_ids], dim=-1, eps=1e-6)
@@ -66,4 +76,6 @@ def sampled_softmax_loss(
     logp = pos_logit[:, 0] - torch.logsumexp(torch.cat([pos_logit, neg_logit], dim=1), dim=1)
     if supervision_weights is None:
         return -logp.mean()
+    if normalise == "weights":
+        return -(supervision_weights * logp).sum() / supervision_weights.sum().clamp_min(1e-12)
     return -(supervision_weights * logp).sum() / logp.numel()

@@ -75,6 +75,26 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
 
 
+def batch_rows(data: SequenceData, cfg: TrainConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    """The epoch's batches of window indices: a random order, cut every `batch_size`.
+
+    With `cfg.length_buckets` = k > 0, each run of k batches' worth of the random order is sorted
+    by window length before it is cut and the batches are then shuffled, so a batch is padded to
+    about its own windows' length rather than to the longest window of the epoch.
+    """
+    order, bs = rng.permutation(len(data.windows)), cfg.batch_size
+    if cfg.length_buckets > 0:
+        lengths = data.windows.ends - data.windows.starts
+        chunks = [
+            order[i : i + bs * cfg.length_buckets]
+            for i in range(0, len(order), bs * cfg.length_buckets)
+        ]
+        rows = [c[np.argsort(-lengths[c], kind="stable")] for c in chunks]
+        batches = [r[i : i + bs] for r in rows for i in range(0, len(r), bs)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+    return [order[i : i + bs] for i in range(0, len(order), bs)]
+
+
 def train_epoch(
     model: SequenceEncoder,
     optimizer: torch.optim.Optimizer,
@@ -92,10 +112,9 @@ def train_epoch(
     seed = _epoch_seed(cfg.seed, epoch)
     torch.manual_seed(seed)  # dropout
     gen = torch.Generator().manual_seed(seed)  # negatives
-    order = np.random.default_rng(seed).permutation(len(data.windows))
     losses = []
-    for i in range(0, len(order), cfg.batch_size):
-        b = data.train_batch(order[i : i + cfg.batch_size])
+    for rows in batch_rows(data, cfg, np.random.default_rng(seed)):
+        b = data.train_batch(rows)
         h = model(b["item_ids"], b["timestamps"])
         mask = b["target_ids"] != PAD
         targets = b["target_ids"][mask]
