@@ -41,6 +41,10 @@ def test_definitions_load_with_every_stage_and_dbt_tests_as_checks():
         "marts/split_leave_one_out_events",
         "marts/user_reward_stats_daily",
         "marts/item_reward_stats_daily",
+        "marts/user_recent_history",
+        "feature_tables",
+        "feature_registry",
+        "online_features",
         "data_report",
         "pretrained_policy",
     ):
