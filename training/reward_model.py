@@ -1,0 +1,408 @@
+"""The reward-model ensemble: K shallow two-tower heads on the frozen pretrained policy.
+
+r_hat_k(s_t, i) = 1 + 4 sigmoid(g_k(h_t, user features) . f_k(e_i, item features) + biases)
+
+- h_t [d]: the pretrained `SequenceEncoder`'s state after position t (frozen, computed once);
+- e_i [d]: the policy's item-embedding row (frozen);
+- features: the Feast reward statistics as of the decision's day. They are time-varying, so the
+  model carries dense per-day tables (`FeatureTables`, retrieved point-in-time once for every
+  (entity, day) by the reward stage) and never needs Feast or a later row to score.
+
+Because the state and item towers only meet in a dot product, scoring the whole catalogue is a
+matrix product per day (`score_catalogue`, the `CatalogueRewardModel` contract of
+training/reward_api.py). The K heads are stored batched (every parameter has a leading K axis),
+so the ensemble trains and scores in one pass; members differ by seed and bootstrap sample.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.config import ModelConfig
+from training.data import Vocab
+from training.models import SequenceEncoder
+
+DAY_SECONDS = 86_400.0
+MODEL_FILE = "reward.pt"
+FEATURES_FILE = "features.npz"
+VOCAB_FILE = "vocab.json"
+META_FILE = "meta.json"
+
+
+# ---- features -----------------------------------------------------------------------------------
+
+
+def normalise_features(raw: np.ndarray, names: list[str]) -> np.ndarray:
+    """Raw feature values [..., F] -> model inputs [..., 2F]: transformed values, then one missing
+    indicator per feature (NaN -> 0 + indicator 1).
+
+    Counts are log1p-ed (heavy-tailed), reward means centred on the 1-5 scale's middle, trends
+    log-ed; the transforms are fixed by name so online scoring normalises exactly like training.
+    """
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.shape[-1] != len(names):
+        raise ValueError(f"feature arrays have {raw.shape[-1]} columns for {len(names)} names")
+    out = np.empty(raw.shape[:-1] + (2 * len(names),), dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j, name in enumerate(names):
+            x = raw[..., j]
+            if "reward_mean" in name:
+                v = x - 3.0
+            elif "reward_std" in name:
+                v = x
+            elif "trend" in name:
+                v = np.log(np.maximum(x, 1e-3))
+            else:  # counts and popularity
+                v = np.log1p(np.maximum(x, 0.0))
+            missing = ~np.isfinite(v)
+            out[..., j] = np.where(missing, 0.0, v)
+            out[..., len(names) + j] = missing
+    return out
+
+
+def day_stamps(first_ts: float, last_ts: float) -> np.ndarray:
+    """UTC midnights from the first event's day to the end of the last event's day (inclusive)."""
+    lo = math.floor(first_ts / DAY_SECONDS) * DAY_SECONDS
+    hi = math.floor(last_ts / DAY_SECONDS) * DAY_SECONDS + DAY_SECONDS
+    return np.arange(lo, hi + 1.0, DAY_SECONDS, dtype=np.float64)
+
+
+@dataclass
+class FeatureTables:
+    """Point-in-time features for every entity and day, dense.
+
+    `user[d + 1]` / `item[d + 1]` hold every entity's raw features as of `stamps[d]` (what a feature
+    store returns for a lookup at that instant); row 0 is "before the first stamp": all missing.
+    Entity rows follow the policy's dense ids (row 0 = padding/unknown: all missing).
+    """
+
+    stamps: np.ndarray  # [D] float64 epoch seconds, strictly increasing
+    user: np.ndarray  # [D + 1, n_users + 1, F_user] float32, NaN = no value
+    item: np.ndarray  # [D + 1, n_items + 1, F_item] float32
+    user_names: list[str]
+    item_names: list[str]
+
+    def __post_init__(self) -> None:
+        d = len(self.stamps)
+        if self.user.shape[0] != d + 1 or self.item.shape[0] != d + 1:
+            raise ValueError(f"feature tables need {d + 1} day rows (stamps + 'before the first')")
+        if np.any(np.diff(self.stamps) <= 0):
+            raise ValueError("stamps must be strictly increasing")
+        if self.user.shape[2] != len(self.user_names) or self.item.shape[2] != len(self.item_names):
+            raise ValueError("feature tables and feature names disagree")
+
+    def day_index(self, ts: np.ndarray) -> np.ndarray:
+        """Row of the last stamp <= ts (0 when ts precedes every stamp): never a later day."""
+        return np.searchsorted(self.stamps, np.asarray(ts, dtype=np.float64), side="right")
+
+    def user_feature(self, name: str, users: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Raw value of one user feature at each decision time (NaN where none)."""
+        return self.user[self.day_index(ts), users, self.user_names.index(name)]
+
+    def item_feature(self, name: str, items: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        return self.item[self.day_index(ts), items, self.item_names.index(name)]
+
+    def save(self, path: Path) -> None:
+        np.savez(
+            path,
+            stamps=self.stamps,
+            user=self.user,
+            item=self.item,
+            user_names=np.asarray(self.user_names, dtype=str),
+            item_names=np.asarray(self.item_names, dtype=str),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureTables:
+        with np.load(path, allow_pickle=False) as f:
+            return cls(
+                f["stamps"],
+                f["user"],
+                f["item"],
+                f["user_names"].tolist(),
+                f["item_names"].tolist(),
+            )
+
+
+def dense_from_rows(
+    entities: np.ndarray, ts: np.ndarray, values: np.ndarray, stamps: np.ndarray, n_entities: int
+) -> np.ndarray:
+    """Feature rows (dense entity id, timestamp, values [R, F]) -> the dense per-day table
+    [D + 1, n_entities + 1, F]: cell (d + 1, e) holds e's latest row stamped <= stamps[d] (a
+    point-in-time "as of" lookup, Feast's rule without TTL); NaN where e has no row yet.
+    Rows of unknown entities (id 0) are ignored."""
+    if not (len(entities) == len(ts) == len(values)):
+        raise ValueError("entities, ts and values must have the same number of rows")
+    d = len(stamps)
+    rank = np.empty(len(ts), dtype=np.int64)
+    rank[np.argsort(ts, kind="stable")] = np.arange(len(ts))  # later row = higher rank
+    first = np.searchsorted(stamps, ts, side="left") + 1  # first day row allowed to see it
+    ok = (entities > 0) & (first <= d)
+    latest = np.full((d + 1, n_entities + 1), -1, dtype=np.int64)
+    np.maximum.at(latest, (first[ok], entities[ok]), rank[ok])
+    latest = np.maximum.accumulate(latest, axis=0)  # carried forward to later days
+    by_rank = np.empty_like(rank)
+    by_rank[rank] = np.arange(len(ts))
+    out = np.full((d + 1, n_entities + 1, values.shape[1]), np.nan, dtype=np.float32)
+    has = latest >= 0
+    out[has] = values[by_rank[latest[has]]]
+    return out
+
+
+# ---- the ensemble -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    members: int = 5
+    embed_dim: int = 32  # m: width of the two towers' meeting point
+    hidden: int = 64
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class BatchedMLP(nn.Module):
+    """K independent 2-layer MLPs run together: x [K, N, d_in] (or [N, d_in]) -> [K, N, out]."""
+
+    def __init__(
+        self, k: int, d_in: int, hidden: int, d_out: int, seeds: list[int], out_scale: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.w1 = nn.Parameter(torch.empty(k, d_in, hidden))
+        self.b1 = nn.Parameter(torch.zeros(k, hidden))
+        self.w2 = nn.Parameter(torch.empty(k, hidden, d_out))
+        self.b2 = nn.Parameter(torch.zeros(k, d_out))
+        with torch.no_grad():
+            for j, seed in enumerate(seeds):  # each member's init comes from its own seed
+                gen = torch.Generator().manual_seed(seed)
+                self.w1[j].uniform_(-1, 1, generator=gen).mul_(math.sqrt(3.0 / d_in))
+                self.w2[j].uniform_(-1, 1, generator=gen).mul_(out_scale * math.sqrt(3.0 / hidden))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.expand(self.w1.shape[0], *x.shape)
+        hidden = torch.nn.functional.silu(torch.baddbmm(self.b1[:, None], x, self.w1))
+        return torch.baddbmm(self.b2[:, None], hidden, self.w2)
+
+
+class RewardEnsemble(nn.Module):
+    """Implements `training.reward_api.CatalogueRewardModel`."""
+
+    def __init__(
+        self,
+        encoder: SequenceEncoder,
+        vocab: Vocab,
+        tables: FeatureTables,
+        cfg: HeadConfig | None = None,
+        global_mean: float = 3.0,
+    ) -> None:
+        super().__init__()
+        cfg = cfg or HeadConfig()
+        if len(vocab.items) != encoder.n_items:
+            raise ValueError("vocab and encoder disagree on the catalogue size")
+        if (
+            tables.item.shape[1] != encoder.n_items + 1
+            or tables.user.shape[1] != len(vocab.users) + 1
+        ):
+            raise ValueError("feature tables are not indexed by this vocab's dense ids")
+        self.cfg, self.vocab, self.tables = cfg, vocab, tables
+        self.n_members, self.n_items = cfg.members, encoder.n_items
+        self.encoder = encoder.eval()
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        d = encoder.cfg.d_model
+        seeds = [cfg.seed * 1000 + j for j in range(cfg.members)]
+        fu, fi = 2 * len(tables.user_names), 2 * len(tables.item_names)
+        # Small initial outputs and a 1/sqrt(m) dot: an untrained member predicts about the
+        # global mean instead of noise several logits wide.
+        self.dot_scale = 1.0 / math.sqrt(cfg.embed_dim)
+        m1 = cfg.embed_dim + 1
+        self.state_tower = BatchedMLP(cfg.members, d + fu, cfg.hidden, m1, seeds, 0.3)
+        self.item_tower = BatchedMLP(
+            cfg.members, d + fi, cfg.hidden, m1, [s + 500 for s in seeds], 0.3
+        )
+        logit = math.log((global_mean - 1.0) / (5.0 - global_mean))
+        self.bias = nn.Parameter(torch.full((cfg.members,), logit))
+        # Input standardisation of the frozen states and embeddings (set from training data).
+        self.register_buffer("h_mean", torch.zeros(d))
+        self.register_buffer("h_std", torch.ones(d))
+        emb = encoder.item_embeddings().detach()
+        self.register_buffer("e_mean", emb[1:].mean(0))
+        self.register_buffer("e_std", emb[1:].std(0).clamp_min(1e-6))
+        self._tower_cache: dict[int, torch.Tensor] = {}
+        self._user_tab = torch.from_numpy(normalise_features(tables.user, tables.user_names))
+        self._item_tab = torch.from_numpy(normalise_features(tables.item, tables.item_names))
+
+    # -- pieces -----------------------------------------------------------------------------------
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Every trainable parameter; each has the member axis first."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def encode(self, item_ids: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        """[B, L] history -> [B, L, d] frozen states."""
+        return self.encoder(item_ids, timestamps)
+
+    def day_index(self, ts: torch.Tensor | np.ndarray) -> torch.Tensor:
+        ts = ts.numpy() if isinstance(ts, torch.Tensor) else ts
+        return torch.from_numpy(self.tables.day_index(ts))
+
+    def state_out(self, h: torch.Tensor, user_feats: torch.Tensor) -> torch.Tensor:
+        """h [N, d], normalised user features [N, Fu] -> [K, N, m + 1] (last column = bias)."""
+        x = torch.cat([(h - self.h_mean) / self.h_std, user_feats], dim=-1)
+        return self.state_tower(x)
+
+    def item_out(self, items: torch.Tensor, item_feats: torch.Tensor) -> torch.Tensor:
+        """dense item ids [M], normalised item features [M, Fi] -> [K, M, m + 1]."""
+        e = self.encoder.item_embeddings().detach()[items]
+        x = torch.cat([(e - self.e_mean) / self.e_std, item_feats], dim=-1)
+        return self.item_tower(x)
+
+    def _pair_logit(self, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        dot = (g[..., :-1] * f[..., :-1]).sum(-1) * self.dot_scale
+        return dot + g[..., -1] + f[..., -1] + self.bias[:, None]
+
+    def _squash(self, z: torch.Tensor) -> torch.Tensor:
+        return 1.0 + 4.0 * torch.sigmoid(z)
+
+    def score_pairs(
+        self, h: torch.Tensor, users: torch.Tensor, items: torch.Tensor, decision_ts: np.ndarray
+    ) -> torch.Tensor:
+        """[K, N] reward of `items[n]` after state `h[n]` of user `users[n]` at decision_ts[n]."""
+        day = self.day_index(decision_ts)
+        g = self.state_out(h, self._user_tab[day, users])
+        f = self.item_out(items, self._item_tab[day, items])
+        z = self._pair_logit(g, f)
+        return self._squash(z)
+
+    def score_with_features(
+        self, h: torch.Tensor, user_raw: np.ndarray, items: torch.Tensor, item_raw: np.ndarray
+    ) -> torch.Tensor:
+        """Online path: one state h [d], raw user features [F_user], candidates [C] with raw item
+        features [C, F_item] (as served by the online store) -> [K, C]."""
+        uf = torch.from_numpy(normalise_features(user_raw, self.tables.user_names))
+        itf = torch.from_numpy(normalise_features(item_raw, self.tables.item_names))
+        g = self.state_out(h[None], uf[None])  # [K, 1, m+1]
+        f = self.item_out(items, itf)  # [K, C, m+1]
+        z = self._pair_logit(g, f)
+        return self._squash(z)
+
+    # -- the contract -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def score_catalogue(
+        self,
+        item_ids: torch.Tensor,
+        timestamps: torch.Tensor,
+        user_ids: torch.Tensor,
+        decision_ts: torch.Tensor,
+    ) -> torch.Tensor:
+        """[K, B, L, n_items + 1]: see `CatalogueRewardModel.score_catalogue`."""
+        B, L = item_ids.shape
+        h = self.encode(item_ids, timestamps).reshape(B * L, -1)
+        day = self.day_index(decision_ts.reshape(-1))
+        users = user_ids[:, None].expand(B, L).reshape(-1)
+        g = self.state_out(h, self._user_tab[day, users])  # [K, BL, m+1]
+        out = torch.empty(self.n_members, B * L, self.n_items + 1)
+        # The item tower depends on the day only: one catalogue pass per distinct day, cached.
+        for d in torch.unique(day).tolist():
+            rows = torch.nonzero(day == d).squeeze(1)
+            f = self.catalogue_tower(d)  # [K, N+1, m+1]
+            gd = g[:, rows]
+            z = torch.bmm(gd[..., :-1], f[..., :-1].transpose(1, 2)) * self.dot_scale
+            z += gd[..., -1:] + f[:, None, :, -1] + self.bias[:, None, None]
+            out[:, rows] = self._squash(z)
+        return out.reshape(self.n_members, B, L, self.n_items + 1)
+
+    @torch.no_grad()
+    def catalogue_tower(self, day: int) -> torch.Tensor:
+        """Item-tower outputs of the whole catalogue on a day row, [K, N+1, m+1]; cached while the
+        model is in eval mode (~2.3 MB per day for K=5, 3.5k titles), dropped by `train()`."""
+        if self.training:
+            return self.item_out(torch.arange(self.n_items + 1), self._item_tab[day])
+        if day not in self._tower_cache:
+            self._tower_cache[day] = self.item_out(
+                torch.arange(self.n_items + 1), self._item_tab[day]
+            )
+        return self._tower_cache[day]
+
+    def train(self, mode: bool = True) -> RewardEnsemble:
+        self._tower_cache.clear()  # weights may change: cached tower outputs would be stale
+        return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):  # noqa: D102 - same as nn.Module's
+        self._tower_cache.clear()
+        return super().load_state_dict(*args, **kwargs)
+
+    @torch.no_grad()
+    def score_items(
+        self,
+        item_ids: torch.Tensor,
+        timestamps: torch.Tensor,
+        user_ids: torch.Tensor,
+        decision_ts: torch.Tensor,
+        candidates: torch.Tensor,
+    ) -> torch.Tensor:
+        """[K, B, L, C] rewards of `candidates` [B, L, C] (dense item ids) after each position."""
+        B, L, C = candidates.shape
+        h = self.encode(item_ids, timestamps)[:, :, None].expand(B, L, C, -1).reshape(B * L * C, -1)
+        users = user_ids[:, None, None].expand(B, L, C).reshape(-1)
+        ts = decision_ts[:, :, None].expand(B, L, C).reshape(-1).numpy()
+        r = self.score_pairs(h, users, candidates.reshape(-1), ts)
+        return r.reshape(self.n_members, B, L, C)
+
+
+# ---- persistence --------------------------------------------------------------------------------
+
+
+def save_reward_ensemble(model: RewardEnsemble, directory: Path, meta: dict | None = None) -> Path:
+    """Everything needed to score without the policy checkpoint: heads, the frozen encoder, its
+    vocab and the per-day feature tables."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    heads = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    torch.save(
+        {
+            "heads": heads,
+            "head_config": model.cfg.to_dict(),
+            "encoder": model.encoder.state_dict(),
+            "encoder_config": model.encoder.cfg.to_dict(),
+            "n_items": model.n_items,
+        },
+        directory / MODEL_FILE,
+    )
+    model.tables.save(directory / FEATURES_FILE)
+    model.vocab.save_json(directory / VOCAB_FILE)
+    (directory / META_FILE).write_text(json.dumps(meta or {}, indent=2, default=str) + "\n")
+    return directory
+
+
+def load_reward_ensemble(directory: Path) -> RewardEnsemble:
+    """A saved ensemble, in eval mode."""
+    directory = Path(directory)
+    if not (directory / MODEL_FILE).exists():
+        raise FileNotFoundError(f"no reward ensemble in {directory} (missing {MODEL_FILE})")
+    ck = torch.load(directory / MODEL_FILE, weights_only=True)
+    encoder = SequenceEncoder(ck["n_items"], ModelConfig.from_dict(ck["encoder_config"]))
+    encoder.load_state_dict(ck["encoder"])
+    model = RewardEnsemble(
+        encoder,
+        Vocab.load_json(directory / VOCAB_FILE),
+        FeatureTables.load(directory / FEATURES_FILE),
+        HeadConfig(**ck["head_config"]),
+    )
+    model.load_state_dict({**ck["heads"], **{f"encoder.{k}": v for k, v in ck["encoder"].items()}})
+    return model.eval()
+
+
+def load_meta(directory: Path) -> dict:
+    path = Path(directory) / META_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
