@@ -11,6 +11,7 @@ import dagster as dg
 from orchestration import assets
 from orchestration.resources import RESOURCES
 from orchestration.schedules import JOBS, SCHEDULES
+from orchestration.sensors import SENSORS
 
 # The main job materializes every asset that exists; later stages join it by being defined.
 main_job = dg.define_asset_job(
@@ -25,5 +26,6 @@ defs = dg.Definitions(
     asset_checks=dg.load_asset_checks_from_package_module(assets),
     jobs=[main_job, *JOBS],
     schedules=SCHEDULES,
+    sensors=SENSORS,
     resources=RESOURCES,
 )

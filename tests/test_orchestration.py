@@ -22,6 +22,20 @@ def run_config(**overrides) -> dict:
         "ops": {
             "raw_watch_logs": {"config": {**TINY, **overrides}},
             "pretrained_policy": {"config": {"epochs": 2, "patience": 1}},
+            "reward_model": {
+                "config": {"members": 2, "judge_members": 2, "epochs": 2, "feast_check_rows": 200}
+            },
+            "posttrained_policies": {
+                "config": {
+                    "methods": ["bc", "asft"],
+                    "betas": [1.0],
+                    "seeds": [0, 1],
+                    "steps": 3,
+                    "batch_size": 8,
+                    "eval_users": 20,
+                    "max_ranking_targets": 200,
+                }
+            },
         }
     }
 
@@ -47,6 +61,10 @@ def test_definitions_load_with_every_stage_and_dbt_tests_as_checks():
         "online_features",
         "data_report",
         "pretrained_policy",
+        "reward_model",
+        "advantages",
+        "posttrained_policies",
+        "batch_recommendations",
     ):
         assert expected in keys
     # dbt's source is wired to the raw asset, so lineage runs raw -> staging.
@@ -122,6 +140,59 @@ def test_pretrained_policy_is_tracked_in_mlflow_and_reported(first_run):
     model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
     assert sum(p.numel() for p in model.parameters()) > 0
     assert (data_dir() / "models" / "pretrained_policy" / "best.pt").exists()
+
+
+def test_reward_model_is_reported_tracked_and_scores_online(first_run):
+    """The reward stage end to end on the tiny run: report table, MLflow run, saved ensembles,
+    test predictions, and online scoring through the Feast online store."""
+    import pyarrow.parquet as pq
+
+    from training.reward_api import reward_judge_dir, reward_model_dir
+    from training.reward_model import load_reward_ensemble
+    from training.reward_online import OnlineScorer
+
+    assert first_run.success
+    report = json.loads((data_dir() / "reports" / "reward.json").read_text())
+    table = report["test"]["simulator"]
+    assert {"reward_model", "reward_judge", "user_mean", "title_mean", "global_mean"} <= set(table)
+    assert report["test_events"] > 0 and table["reward_model"]["rmse"] > 0
+    assert "spearman_true_satisfaction" in table["title_mean"]  # the simulator's oracle
+    mlflow.set_tracking_uri(tracking_uri())
+    run = mlflow.get_run(report["mlflow_run_id"])
+    assert "reward_model.rmse" in run.data.metrics
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"reward-calibration.png", "reward_model", "reward_judge"} <= artifacts
+    predictions = pq.read_table(data_dir() / "reward" / "test_predictions.parquet")
+    assert predictions.num_rows == report["test_events"]
+    trainer = load_reward_ensemble(reward_model_dir())
+    assert trainer.n_members == 2 and load_reward_ensemble(reward_judge_dir()).n_members == 2
+    scorer = OnlineScorer.from_root(data_dir())
+    user, items = trainer.vocab.users.ids[0], trainer.vocab.items.ids[:3]
+    scores = scorer.score(user, [*items, "no-such-title"])
+    assert scores["r_hat_mean"].iloc[:3].between(1, 5).all()
+    assert (scores["r_hat_std"].iloc[:3] > 0).all() and scores["r_hat_mean"].isna().iloc[3]
+
+
+def test_posttrain_study_reports_and_serves_batch_recommendations(first_run):
+    """Advantages, the study's table, plot and report, and the batch recommendations table."""
+    assert first_run.success
+    report = json.loads((data_dir() / "reports" / "posttrain.json").read_text())
+    table = report["test"]["simulator"]
+    assert {"pretrained", "bc", "asft@beta=1"} <= set(table)
+    assert {"ndcg@10", "judge_reward", "true_satisfaction", "kl"} <= set(table["asft@beta=1"])
+    assert table["bc"]["runs"] == 2
+    materialized = {
+        m.asset_key.to_user_string(): m.metadata
+        for m in first_run.get_asset_materialization_events()
+        for m in [m.event_specific_data.materialization]
+    }
+    assert materialized["advantages"]["dagster/row_count"].value > 0
+    study = materialized["posttrained_policies"]
+    assert "| asft@beta=1 |" in study["results"].value
+    assert study["champion_registered"].value == report["champion"]["registered"]
+    with duckdb.connect(str(warehouse_path()), read_only=True) as con:
+        rows = con.execute("select count(*) from serving.batch_recommendations").fetchone()[0]
+    assert rows == materialized["batch_recommendations"]["dagster/row_count"].value > 0
 
 
 def test_a_new_dataset_rebuilds_the_warehouse_instead_of_appending(first_run):

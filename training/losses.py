@@ -64,11 +64,12 @@ def sampled_softmax_loss(
     """
     if normalise not in ("count", "weights"):
         raise ValueError(f"normalise must be 'count' or 'weights', got {normalise!r}")
-    q = F.normalize(query, dim=-1, eps=1e-6)
+    # 1/temperature folded into the [P, d] queries: one division instead of one per [P, K] logit.
+    q = F.normalize(query, dim=-1, eps=1e-6) / temperature
     pos = F.normalize(item_embeddings[positive_ids], dim=-1, eps=1e-6)
     neg = F.normalize(item_embeddings[negative_ids], dim=-1, eps=1e-6)
-    pos_logit = (q * pos).sum(-1, keepdim=True) / temperature
-    neg_logit = (q @ neg.T) / temperature
+    pos_logit = (q * pos).sum(-1, keepdim=True)
+    neg_logit = q @ neg.T
     hit = (negative_ids[None, :] == positive_ids[:, None]) | (negative_ids[None, :] == PAD)
     if negative_mask is not None:
         hit = hit | negative_mask

@@ -49,6 +49,11 @@ class PretrainSettings:
     epochs: int | None = None  # None: the TrainConfig default (early stopping decides)
     patience: int | None = None
     max_len: int | None = None
+    # TrainConfig overrides (None = the TrainConfig default): dataset-specific tuning lives in
+    # configs/*.yaml, so the default simulator run keeps the default cost per step.
+    num_negatives: int | None = None
+    temperature: float | None = None
+    lr: float | None = None
 
     def model_config(self, kind: str) -> ModelConfig:
         base = ModelConfig.hstu_large() if self.size == "hstu_large" else ModelConfig()
@@ -63,6 +68,9 @@ class PretrainSettings:
             overrides["epochs"] = self.epochs
         if self.patience is not None:
             overrides["patience"] = self.patience
+        for name in ("num_negatives", "temperature", "lr"):
+            if getattr(self, name) is not None:
+                overrides[name] = getattr(self, name)
         return replace(TrainConfig(), **overrides)
 
 

@@ -1,8 +1,9 @@
 """The contract between the reward model (issue 4) and post-training (issue 5).
 
 A reward-model ensemble scores every catalogue item as the next event after each position of a
-batch of right-aligned histories, so r_hat(s, a) for the logged action and V(s) = E_{a~pi} r_hat(s, a)
-come from the same row and the policy-weighted advantage of every state sums to zero exactly.
+batch of right-aligned histories, so r_hat(s, a) for the logged action and
+V(s) = E_{a~pi} r_hat(s, a) come from the same row, and the policy-weighted advantage of every
+state sums to zero exactly.
 
 Saved ensembles live at `reward_model_dir()` (the trainer's) and `reward_judge_dir()` (trained on
 disjoint data; evaluation only); `training.reward_model.load_reward_ensemble(path)` returns one.

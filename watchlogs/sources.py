@@ -15,7 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from common.paths import oracle_dir, raw_watch_logs_dir
 from watchlogs.movielens import load_movielens
@@ -24,6 +26,55 @@ from watchlogs.simulator import SimulatorConfig, simulate
 
 FINGERPRINT_FILE = "_dataset.json"
 SOURCES = ("simulator", "movielens")
+# Files dropped into <data>/landing/watch_logs/ are ingested through the raw GX gate by
+# validation.landing.ingest_landing (the raw_watch_logs asset with `source: landing`).
+LANDING_SOURCE = "landing"
+TITLES_FILE = "titles.parquet"
+
+
+def title_catalogue_path(root: Path) -> Path:
+    """The title catalogue a source knows (item_id, duration): `<data>/raw/titles.parquet`."""
+    return Path(root) / "raw" / TITLES_FILE
+
+
+def write_title_catalogue(
+    table: pa.Table, root: Path, all_item_ids: list[str] | None = None
+) -> Path:
+    """Write the catalogue: every title of the source (`all_item_ids`, e.g. the simulator's whole
+    catalogue, watched or not) plus every title in its logs; `duration` = the longest
+    item_duration_seconds logged for the title (null where none was)."""
+    durations = pa.TableGroupBy(table.select(["item_id", "item_duration_seconds"]), "item_id")
+    logged = durations.aggregate([("item_duration_seconds", "max")])
+    known = dict(
+        zip(
+            logged["item_id"].to_pylist(),
+            logged["item_duration_seconds_max"].to_pylist(),
+            strict=True,
+        )
+    )
+    ids = sorted((set(all_item_ids or []) | set(known)) - {None})
+    catalogue = pa.table(
+        {
+            "item_id": pa.array(ids, pa.string()),
+            "duration": pa.array([known.get(i) for i in ids], pa.float64()),
+        }
+    )
+    path = title_catalogue_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(catalogue, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_title_catalogue(root: Path) -> set[str] | None:
+    """The catalogue's item ids, or None when no source wrote one."""
+    path = title_catalogue_path(root)
+    return (
+        set(pq.read_table(path, columns=["item_id"])["item_id"].to_pylist())
+        if path.exists()
+        else None
+    )
 
 
 def dataset_fingerprint(source: str, params: dict[str, Any]) -> str:
@@ -76,6 +127,9 @@ def produce_raw_watch_logs(
     shutil.rmtree(oracle_dir(data_root), ignore_errors=True)
     if result is not None:
         result.oracle.save(oracle_dir(data_root))
+    # Side output: the titles this source knows, so later deliveries can be checked against it.
+    all_titles = [str(i) for i in result.oracle.item_ids] if result is not None else None
+    write_title_catalogue(table, data_root, all_titles)
     say(f"wrote {table.num_rows:,} events in {len(files)} daily partitions to {final}")
 
     ts = table.column("event_ts")

@@ -26,6 +26,10 @@ class PretrainConfig(dg.Config):
     epochs: int = 3
     patience: int = 2
     max_len: int = 50
+    # None = the TrainConfig default (training/config.py); configs/*.yaml may set their own.
+    num_negatives: int | None = None
+    temperature: float | None = None
+    lr: float | None = None
 
     def settings(self) -> PretrainSettings:
         return PretrainSettings(
@@ -37,6 +41,9 @@ class PretrainConfig(dg.Config):
             epochs=self.epochs,
             patience=self.patience,
             max_len=self.max_len,
+            num_negatives=self.num_negatives,
+            temperature=self.temperature,
+            lr=self.lr,
         )
 
 

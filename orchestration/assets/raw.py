@@ -3,17 +3,19 @@
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
 
-from common.paths import data_dir
+from common.paths import data_dir, raw_watch_logs_dir
 from watchlogs.fetch_ml100k import fetch_ml100k
 from watchlogs.simulator import SimulatorConfig
-from watchlogs.sources import produce_raw_watch_logs
+from watchlogs.sources import LANDING_SOURCE, produce_raw_watch_logs
 
 _DEFAULTS = SimulatorConfig()
 
 
 class RawWatchLogsConfig(dg.Config):
-    """Which source produces the raw logs, and the simulator's size. Simulator is the default."""
+    """Which source produces the raw logs, and the simulator's size. Simulator is the default;
+    `landing` ingests the files dropped into <data>/landing/watch_logs/ through the raw GX gate."""
 
     source: str = "simulator"
     n_users: int = _DEFAULTS.n_users
@@ -48,6 +50,8 @@ def raw_watch_logs(
     context: dg.AssetExecutionContext, config: RawWatchLogsConfig
 ) -> dg.MaterializeResult:
     root = data_dir()
+    if config.source == LANDING_SOURCE:
+        return _ingest_landing(context, root)
     movielens_path = None
     if config.source == "movielens":
         # No path given: ML-100K, fetched into the data directory on first use (never committed).
@@ -69,5 +73,30 @@ def raw_watch_logs(
             "source": figures["source"],
             "fingerprint": figures["fingerprint"],
             "path": dg.MetadataValue.path(str(root / "raw" / "watch_logs")),
+        }
+    )
+
+
+def _ingest_landing(context: dg.AssetExecutionContext, root: Path) -> dg.MaterializeResult:
+    """Landing deliveries -> raw partitions (good ones) or quarantine (refused ones). Refusals
+    do not raise here: the blocking check `gx_raw_contract` reports them and stops downstream."""
+    from validation.landing import ingest_landing  # GX is slow to import; only this path needs it
+    from validation.paths import landing_result_path
+
+    result = ingest_landing(root)
+    result.save(landing_result_path(root), run_id=context.run.run_id)
+    context.log.info(result.summary())
+    raw = raw_watch_logs_dir(root)
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in raw.glob("date=*/*.parquet"))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "source": LANDING_SOURCE,
+            "deliveries": len(result.deliveries),
+            "deliveries_ingested": len(result.deliveries) - len(result.failed),
+            "deliveries_refused": len(result.failed),
+            "rows_ingested": result.raw_events_added,
+            "landing_summary": dg.MetadataValue.md(f"```\n{result.summary()}\n```"),
+            "path": dg.MetadataValue.path(str(raw)),
         }
     )
