@@ -14,22 +14,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, SKIP_WITHOUT_CHROMIUM
 
 from common.paths import PROJECT_ROOT, data_dir
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TINY_RAW = {"n_users": 40, "n_items": 120, "n_events": 1500, "n_days": 21}
 
 
@@ -178,7 +168,7 @@ def test_graphql_launches_a_materialization_that_succeeds(dagster_dev):
 
 
 @pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+    SKIP_WITHOUT_CHROMIUM,
     reason="Debian's chromium is not installed (make sysdeps); CI always runs this",
 )
 def test_asset_graph_page_renders_in_headless_chromium(dagster_dev):
@@ -188,7 +178,7 @@ def test_asset_graph_page_renders_in_headless_chromium(dagster_dev):
     shot = data_dir() / "screenshots" / "asset_graph.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"{dagster_dev.base}/asset-groups", wait_until="networkidle")
         skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog

@@ -14,11 +14,11 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, SKIP_WITHOUT_CHROMIUM
 from PIL import Image
 
 from orchestration.definitions import defs
 
-CHROMIUM = Path("/usr/bin/chromium")
 TINY = {"n_users": 20, "n_items": 50, "n_events": 400, "n_days": 7, "seed": 5}
 
 
@@ -66,13 +66,7 @@ def _screenshot(page: Path, png: Path) -> None:
             [
                 str(CHROMIUM),
                 "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *CHROMIUM_ARGS,
                 f"--user-data-dir={profile}",
                 f"--screenshot={png}",
                 "--window-size=1280,900",
@@ -91,7 +85,7 @@ def _grey(png: Path) -> np.ndarray:
 
 
 @pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"),
+    SKIP_WITHOUT_CHROMIUM,
     reason="Debian's chromium is not installed (CI installs it and must run this test)",
 )
 def test_data_docs_render_in_headless_chromium(gated_run, tmp_path):

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
 from common.paths import warehouse_path  # noqa: E402
+from common.plots import save_figure
 from common.reports import write_report  # noqa: E402
 from common.tracking import start_run  # noqa: E402
 from common.warehouse import connect_read_only, training_inputs  # noqa: E402
@@ -183,11 +184,7 @@ def _histogram(values: np.ndarray, title: str, path: Path) -> Path:
     ax.set_xlabel("advantage A = r_hat(s,a) - V(s)")
     ax.set_ylabel("training events")
     ax.set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 @dataclass
@@ -523,11 +520,7 @@ def beta_sweep_plot(summary: dict[str, dict[str, Any]], dataset: str, path: Path
         ax.set_title(metric.replace("_", " "))
         ax.legend(fontsize=8)
     fig.suptitle(f"{dataset}: beta sweep (mean ± 95% CI over seeds)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ---- the stage --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from common.plots import save_figure
 from common.tracking import start_run  # noqa: E402
 from training.config import ModelConfig, TrainConfig  # noqa: E402
 from training.data import SequenceData, build_dataset  # noqa: E402
@@ -103,11 +104,7 @@ def _curve(history: list[dict[str, Any]], title: str, path: Path) -> Path:
         ax2.plot(*zip(*pts, strict=True), color="tab:orange", label="valid NDCG@10")
         ax2.set_ylabel("valid NDCG@10", color="tab:orange")
     ax.set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _log_run(result: PretrainResult, data: SequenceData, curve: Path) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
+from common.plots import save_figure
+
 POSITIVE_REWARD = 4.0  # "liked": reward >= 4 for the AUC
 CALIBRATION_EDGES = np.arange(1.0, 5.01, 0.5)
 
@@ -136,8 +138,4 @@ def calibration_plot(curves: dict[str, list[dict[str, float]]], path: Path) -> P
     ax.set_ylim(1, 5)
     ax.set_title("reward calibration, future-dated test events")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
