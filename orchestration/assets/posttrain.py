@@ -1,13 +1,13 @@
 """Post-training: advantages, the study (A-SFT and the baselines over betas and seeds) with its
 evaluation and the champion decision, and the champion's batch recommendations."""
 
-import base64
 from pathlib import Path
 
 import dagster as dg
 
 from common.paths import data_dir
 from common.tracking import tracking_uri
+from orchestration.metadata import image
 from orchestration.resources import DUCKDB_WRITER_POOL
 from training.batch_recs import TABLE, write_batch_recommendations
 from training.posttrain_stage import PosttrainSettings, run_advantages, run_posttrain_study
@@ -20,11 +20,6 @@ def _dataset(root: Path) -> str:
     """ "simulator", or the MovieLens file's name (e.g. "ml-100k"), as the other reports."""
     raw = read_fingerprint(root) or {}
     return Path(raw["path"]).stem if raw.get("source") == "movielens" else raw.get("source", "?")
-
-
-def _png_markdown(path: Path, title: str) -> dg.MetadataValue:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")
 
 
 class AdvantagesConfig(dg.Config):
@@ -66,7 +61,7 @@ def advantages(context: dg.AssetExecutionContext, config: AdvantagesConfig) -> d
             "std": stats["std"],
             "fraction_positive": stats["fraction_positive"],
             "max_abs_policy_weighted_advantage": result.state_sum_max_abs,
-            "histogram": _png_markdown(result.histogram, "advantages"),
+            "histogram": image(result.histogram, "advantages"),
             "histogram_path": dg.MetadataValue.path(str(result.histogram)),
             "path": dg.MetadataValue.path(str(result.path)),
             "seconds": round(result.seconds, 1),
@@ -136,7 +131,7 @@ def posttrained_policies(
     return dg.MaterializeResult(
         metadata={
             "results": dg.MetadataValue.md(result.table_md),
-            "beta_sweep": _png_markdown(result.plot, "beta sweep"),
+            "beta_sweep": image(result.plot, "beta sweep"),
             "beta_sweep_path": dg.MetadataValue.path(str(result.plot)),
             "table_csv": dg.MetadataValue.path(str(result.table_csv)),
             "table_md": dg.MetadataValue.path(str(result.table_md_path)),

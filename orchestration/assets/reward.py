@@ -9,6 +9,7 @@ import dagster as dg
 from common.paths import data_dir
 from common.reports import write_report
 from common.tracking import tracking_uri
+from orchestration.metadata import image
 from training.reward_stage import RewardSettings, run_reward_stage
 from watchlogs.sources import read_fingerprint
 
@@ -91,7 +92,7 @@ def reward_model(context: dg.AssetExecutionContext, config: RewardConfig) -> dg.
         "mlflow_tracking_uri": tracking_uri(root),
         "model_dir": dg.MetadataValue.path(str(result.model_dir)),
         "judge_dir": dg.MetadataValue.path(str(result.judge_dir)),
-        "calibration_plot": dg.MetadataValue.path(str(result.calibration_png)),
+        "calibration_plot": image(result.calibration_png, "reward calibration"),
         "test_predictions": dg.MetadataValue.path(str(result.predictions_path)),
         "seconds": result.report["seconds"]["total"],
     }
