@@ -40,6 +40,16 @@ def warehouse_path(root: Path | None = None) -> Path:
     return (root or data_dir()) / "warehouse.duckdb"
 
 
+def pretrained_policy_dir(root: Path | None = None) -> Path:
+    """The policy handed to post-training: best.pt, vocab.json, mlflow_run.json."""
+    return (root or data_dir()) / "models" / "pretrained_policy"
+
+
+def champion_dir(root: Path | None = None) -> Path:
+    """The registered post-trained champion (what batch recommendations serve)."""
+    return (root or data_dir()) / "models" / "champion"
+
+
 def reports_dir(root: Path | None = None) -> Path:
     path = (root or data_dir()) / "reports"
     path.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import training.posttrain as posttrain_module
-from common.paths import oracle_dir, warehouse_path
+from common.paths import oracle_dir, pretrained_policy_dir, warehouse_path
 from common.tracking import use_local_store
 from training import posttrain_eval as ev
 from training import posttrain_stage as stage
@@ -108,7 +108,7 @@ def build_world(root: Path, seed: int = 3) -> dict:
         checkpoint_dir=root / "checkpoints",
         log=lambda _: None,
     )
-    policy_dir = stage.pretrained_policy_dir(root)
+    policy_dir = pretrained_policy_dir(root)
     policy_dir.mkdir(parents=True)
     shutil.copy2(root / "checkpoints" / "best.pt", policy_dir / "best.pt")
     # The truth as a reward table: a test's judge that knows best, and its opposite.

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from common.paths import warehouse_path
+from common.paths import champion_dir, pretrained_policy_dir, warehouse_path
 from common.warehouse import connect_read_only, training_inputs
 from training.data import PAD, build_dataset
 from training.posttrain_eval import catalogue_scores
@@ -39,11 +39,11 @@ class ServingModel:
 
 def serving_model(root: Path) -> ServingModel:
     """The registered champion if there is one, else the pretrained policy."""
-    champion = root / "models" / "champion"
+    champion = champion_dir(root)
     if (champion / "best.pt").exists():
         card = json.loads((champion / "champion.json").read_text())
         return ServingModel(champion, card["model_name"], str(card["model_version"]))
-    pretrained = root / "models" / "pretrained_policy"
+    pretrained = pretrained_policy_dir(root)
     if not (pretrained / "best.pt").exists():
         raise FileNotFoundError(f"neither a champion nor a pretrained policy under {root}/models")
     run = pretrained / "mlflow_run.json"

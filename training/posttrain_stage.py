@@ -39,16 +39,15 @@ import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
-from common.paths import warehouse_path  # noqa: E402
+from common.paths import champion_dir  # noqa: E402
 from common.plots import save_figure
 from common.reports import write_report  # noqa: E402
 from common.tracking import start_run  # noqa: E402
-from common.warehouse import connect_read_only, training_inputs  # noqa: E402
 from training import posttrain_eval as ev  # noqa: E402
-from training.data import SequenceData, build_dataset  # noqa: E402
+from training.data import SequenceData  # noqa: E402
 from training.experiment import mean_ci  # noqa: E402
 from training.models import SequenceEncoder  # noqa: E402
-from training.pretrain import load_checkpoint  # noqa: E402
+from training.pretrain_stage import load_policy_on_temporal_split  # noqa: E402
 from training.reward_api import (  # noqa: E402
     CatalogueRewardModel,
     advantages_path,
@@ -126,30 +125,9 @@ class PosttrainInputs:
         return float(self.meta.get("train_config", {}).get("temperature", 0.1))
 
 
-def pretrained_policy_dir(root: Path) -> Path:
-    return root / "models" / "pretrained_policy"
-
-
-def champion_dir(root: Path) -> Path:
-    return root / "models" / "champion"
-
-
 def load_posttrain_inputs(root: Path) -> PosttrainInputs:
     """The pretrained policy and the warehouse sequences on the temporal split, in its ids."""
-    checkpoint = pretrained_policy_dir(root) / "best.pt"
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"no pretrained policy at {checkpoint}: materialize it first")
-    policy, vocab, meta = load_checkpoint(checkpoint)
-    with connect_read_only(warehouse_path(root)) as con:
-        sequences, valid_start, test_start = training_inputs(con)
-    data = build_dataset(
-        sequences,
-        max_len=policy.cfg.max_len,
-        split="temporal",
-        valid_start=valid_start,
-        test_start=test_start,
-        vocab=vocab,
-    )
+    policy, _, meta, data = load_policy_on_temporal_split(root)
     return PosttrainInputs(policy, meta, data)
 
 

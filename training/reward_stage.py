@@ -28,10 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from common.paths import oracle_dir, warehouse_path
-from common.warehouse import connect_read_only, training_inputs
-from training.data import SequenceData, Vocab, build_dataset
-from training.pretrain import load_checkpoint
+from common.paths import oracle_dir
+from training.data import SequenceData, Vocab
+from training.pretrain_stage import load_policy_on_temporal_split
 from training.reward_api import reward_judge_dir, reward_model_dir
 from training.reward_eval import (
     baseline_predictions,
@@ -277,20 +276,7 @@ def _run(
     dataset: str,
 ) -> RewardStageResult:
     t_start = time.perf_counter()
-    with connect_read_only(warehouse_path(root)) as con:
-        sequences, valid_start, test_start = training_inputs(con)
-    policy_path = root / "models" / "pretrained_policy" / "best.pt"
-    if not policy_path.exists():
-        raise FileNotFoundError(f"no pretrained policy at {policy_path}: run pretrained_policy")
-    encoder, vocab, _ = load_checkpoint(policy_path)
-    data = build_dataset(
-        sequences,
-        max_len=encoder.cfg.max_len,
-        split="temporal",
-        valid_start=valid_start,
-        test_start=test_start,
-        vocab=vocab,
-    )
+    encoder, vocab, _, data = load_policy_on_temporal_split(root)
     ts = data.events.timestamps
     t0 = time.perf_counter()
     tables, feature_check = fetch_feature_tables(
