@@ -380,3 +380,16 @@ def test_no_champion_when_it_does_not_beat_bc_on_the_truth(world, monkeypatch, t
     # Served by the pretrained policy, and the rows say so.
     _, recs = write_batch_recommendations(root, k=3, active_days=3)
     assert set(recs["model_name"].to_pylist()) == {"pretrained_policy"}
+
+
+def test_each_method_may_sweep_its_own_betas():
+    settings = stage.PosttrainSettings(
+        methods=("bc", "asft", "dpo", "rwbc"), betas=(0.1, 1.0), method_betas={"dpo": (0.05,)}
+    )
+    assert settings.configurations() == [
+        ("bc", None), ("asft", 0.1), ("asft", 1.0), ("dpo", 0.05), ("rwbc", None),
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="only .* take a beta"):
+        stage.PosttrainSettings(methods=("bc",), method_betas={"bc": (1.0,)})
+    with pytest.raises(ValueError, match="betas of 'dpo' must be > 0"):
+        stage.PosttrainSettings(methods=("dpo",), method_betas={"dpo": (0.0,)})

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+from training.advantage import compute_advantages
 from training.config import ModelConfig
 from training.data import build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
@@ -121,6 +122,29 @@ def test_score_catalogue_shapes_and_matches_per_item_scoring(world):
     per_item = model.score_items(b["item_ids"], b["timestamps"], users, decision, cands)
     gathered = out.gather(3, cands[None].expand(3, -1, -1, -1))
     torch.testing.assert_close(per_item, gathered, rtol=1e-5, atol=1e-5)
+
+
+def test_catalogue_mean_and_the_advantages_fast_path_equal_the_k_member_scores(world):
+    data, tables, enc = world
+    model = RewardEnsemble(enc, data.vocab, tables, HeadConfig(members=3, embed_dim=8, hidden=16))
+    model.eval()
+    b, users, decision = _batch(data)
+    x = (b["item_ids"], b["timestamps"], users, decision)
+    torch.testing.assert_close(
+        model.score_catalogue_mean(*x), model.score_catalogue(*x).mean(0), rtol=1e-5, atol=1e-5
+    )
+
+    class KMembersOnly:  # the contract's required method alone: advantages take the K path
+        n_members, n_items = model.n_members, model.n_items
+        score_catalogue = staticmethod(model.score_catalogue)
+
+    fast = compute_advantages(enc, model, data, batch_size=4, log=lambda _: None)
+    general = compute_advantages(enc, KMembersOnly(), data, batch_size=4, log=lambda _: None)
+    for name in ("r_hat_mean", "r_hat_std", "v", "advantage"):
+        a, g = getattr(fast, name), getattr(general, name)
+        assert np.array_equal(np.isnan(a), np.isnan(g))
+        np.testing.assert_allclose(a, g, rtol=1e-5, atol=1e-5, equal_nan=True, err_msg=name)
+    assert np.nanstd(fast.advantage) > 0.001  # not trivially equal
 
 
 def test_point_in_time_lookup_never_uses_a_later_day(world):

@@ -25,7 +25,7 @@ import math
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,10 +76,13 @@ PROTOCOL = (
 @dataclass(frozen=True)
 class PosttrainSettings:
     """What the study trains and how it is evaluated. `betas` sweep every method in
-    BETA_METHODS (its meaning per method: training/posttrain.py); BC and RW-BC have none."""
+    BETA_METHODS (its meaning per method: training/posttrain.py); `method_betas` gives a method
+    its own sweep instead (a DPO beta and an A-SFT temperature live on different scales); BC and
+    RW-BC have none."""
 
     methods: tuple[str, ...] = ("bc", "asft")
     betas: tuple[float, ...] = (0.1, 1.0, 10.0)  # too sharp, middle, close to BC
+    method_betas: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 100
     batch_size: int = 64
@@ -96,18 +99,24 @@ class PosttrainSettings:
     def __post_init__(self) -> None:
         if not self.methods or not self.seeds:
             raise ValueError("the study needs at least one method and one seed")
-        if any(m in BETA_METHODS for m in self.methods) and not self.betas:
-            raise ValueError(f"methods {self.methods} need at least one beta")
-        if any(b <= 0 for b in self.betas):
-            raise ValueError(f"betas must be > 0, got {self.betas}")
+        unknown = sorted(set(self.method_betas) - set(BETA_METHODS))
+        if unknown:
+            raise ValueError(f"method_betas names {unknown}: only {BETA_METHODS} take a beta")
+        for m in set(self.methods) & set(BETA_METHODS):
+            betas = self.betas_of(m)
+            if not betas:
+                raise ValueError(f"method {m!r} needs at least one beta")
+            if any(b <= 0 for b in betas):  # type: ignore[operator]
+                raise ValueError(f"betas of {m!r} must be > 0, got {betas}")
+
+    def betas_of(self, method: str) -> tuple[float | None, ...]:
+        if method not in BETA_METHODS:
+            return (None,)
+        return tuple(self.method_betas.get(method, self.betas))
 
     def configurations(self) -> list[tuple[str, float | None]]:
         """(method, beta) pairs: every beta for the beta methods, one entry for the others."""
-        return [
-            (m, b)
-            for m in self.methods
-            for b in (self.betas if m in BETA_METHODS else (None,))  # type: ignore[union-attr]
-        ]
+        return [(m, b) for m in self.methods for b in self.betas_of(m)]
 
 
 def label_of(method: str, beta: float | None) -> str:
@@ -653,7 +662,7 @@ def run_posttrain_study(
         "champion": {k: v for k, v in decision.items() if k != "checks"},
         "champion_checks": decision.get("checks", {}),
         "seeds": list(settings.seeds),
-        "betas": list(settings.betas),
+        "betas": {m: list(settings.betas_of(m)) for m in settings.methods if m in BETA_METHODS},
         "steps": settings.steps,
         "seconds": seconds,
         "mlflow_study_run_id": study_run_id,

@@ -38,6 +38,32 @@ class CatalogueRewardModel(Protocol):
         ...
 
 
+class CatalogueMeanRewardModel(CatalogueRewardModel, Protocol):
+    """Optional: a model that can also give the members' mean without the [K, ...] tensor
+    (advantages use it when present: the same V, several times cheaper)."""
+
+    def score_catalogue_mean(
+        self,
+        item_ids: torch.Tensor,
+        timestamps: torch.Tensor,
+        user_ids: torch.Tensor,
+        decision_ts: torch.Tensor,
+    ) -> torch.Tensor:
+        """[B, L, n_items + 1] = score_catalogue(...).mean(0)."""
+        ...
+
+    def score_items(
+        self,
+        item_ids: torch.Tensor,
+        timestamps: torch.Tensor,
+        user_ids: torch.Tensor,
+        decision_ts: torch.Tensor,
+        candidates: torch.Tensor,  # [B, L, C] dense item ids
+    ) -> torch.Tensor:
+        """[K, B, L, C] = score_catalogue(...) at the candidates."""
+        ...
+
+
 def reward_model_dir(root: Path | None = None) -> Path:
     return (root or data_dir()) / "models" / "reward_model"
 

@@ -75,6 +75,8 @@ class PosttrainStudyConfig(dg.Config):
 
     methods: list[str] = ["bc", "asft"]
     betas: list[float] = [0.1, 1.0, 10.0]
+    # A method's own sweep, e.g. {dpo: [0.1], ppo: [0.1, 1.0]}; the others take `betas`.
+    method_betas: dict[str, list[float]] = {}
     seeds: list[int] = [0, 1, 2]
     steps: int = 100
     batch_size: int = 64
@@ -90,6 +92,7 @@ class PosttrainStudyConfig(dg.Config):
         return PosttrainSettings(
             methods=tuple(self.methods),
             betas=tuple(self.betas),
+            method_betas={m: tuple(b) for m, b in self.method_betas.items()},
             seeds=tuple(self.seeds),
             steps=self.steps,
             batch_size=self.batch_size,

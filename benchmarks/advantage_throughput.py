@@ -1,0 +1,141 @@
+"""Advantages over the whole catalogue: the members'-mean path (`score_catalogue_mean`, what the
+`advantages` asset uses) against the K-member path (`score_catalogue`, [K, B, L, N] held), side
+by side on the same windows, alternating, each repeat in a fresh process (so its peak RSS is its
+own). Reports training targets per second and peak RSS of each, their ratios, and the largest
+difference between the two results.
+
+    python -m benchmarks.advantage_throughput --windows 1024 --repeats 2
+
+Needs a data directory where the reward_model asset has run (ASFT_DATA_DIR). Writes
+benchmarks/results/advantage_throughput.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.paths import data_dir
+from training.advantage import EventAdvantages, compute_advantages
+from training.posttrain_stage import load_ensemble, load_posttrain_inputs
+from training.reward_api import reward_model_dir
+
+OUT = Path(__file__).resolve().parent / "results" / "advantage_throughput.json"
+PATHS = ("members_mean", "k_members")
+
+
+class KMemberPath:
+    """The ensemble seen through the contract's required method only."""
+
+    def __init__(self, model: Any) -> None:
+        self.n_members, self.n_items = model.n_members, model.n_items
+        self.score_catalogue = model.score_catalogue
+
+
+def _first_windows(data: Any, n: int) -> Any:
+    w = data.windows
+    cut = {
+        f.name: getattr(w, f.name)[:n]
+        for f in fields(w)
+        if isinstance(getattr(w, f.name), np.ndarray)
+    }
+    return replace(data, windows=replace(w, **cut))
+
+
+def _run(path: str, windows: int, batch_size: int, threads: int) -> dict[str, Any]:
+    """One timed pass in this (fresh) process: seconds, peak RSS and the advantages."""
+    torch.set_num_threads(threads)
+    inputs = load_posttrain_inputs(data_dir())
+    model = load_ensemble(reward_model_dir(data_dir()))
+    data = _first_windows(inputs.data, windows) if windows else inputs.data
+    reward_model = model if path == "members_mean" else KMemberPath(model)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    adv = compute_advantages(
+        inputs.policy, reward_model, data, batch_size=batch_size,
+        temperature=inputs.temperature, log=lambda _: None,
+    )  # fmt: skip
+    return {
+        "seconds": time.perf_counter() - t0,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_mib": rss0 / 1024,
+        "windows": len(data.windows),
+        "catalogue": data.n_items,
+        "members": model.n_members,
+        "advantages": adv,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--windows", type=int, default=1024, help="training windows timed (0 = all)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    spawn = multiprocessing.get_context("spawn")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PATHS}
+    load_before = os.getloadavg()[0]
+    for _ in range(args.repeats):
+        for name in PATHS:
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                job = pool.submit(_run, name, args.windows, args.batch_size, args.threads)
+                runs[name].append(job.result())
+    first = runs[PATHS[0]][0]
+    a, b = (runs[name][0]["advantages"] for name in PATHS)
+    targets = int(np.isfinite(a.advantage).sum())
+    best = {name: min(r["seconds"] for r in rs) for name, rs in runs.items()}
+    rss = {name: max(r["peak_rss_mib"] for r in rs) for name, rs in runs.items()}
+    diff = {
+        f.name: float(np.nanmax(np.abs(getattr(a, f.name) - getattr(b, f.name))))
+        for f in fields(EventAdvantages)
+    }
+    out = {
+        "data_dir": str(data_dir()),
+        "windows": first["windows"],
+        "training_targets": targets,
+        "catalogue": first["catalogue"],
+        "members": first["members"],
+        "batch_size": args.batch_size,
+        "torch_threads": args.threads,
+        "load_average_1min": {
+            "before": round(load_before, 2),
+            "after": round(os.getloadavg()[0], 2),
+        },
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "seconds_best": {k: round(v, 2) for k, v in best.items()},
+        "seconds_all": {k: [round(r["seconds"], 2) for r in v] for k, v in runs.items()},
+        "targets_per_second": {k: round(targets / v, 1) for k, v in best.items()},
+        "peak_rss_mib": {k: round(v, 1) for k, v in rss.items()},
+        "speedup_members_mean_over_k_members": round(best["k_members"] / best["members_mean"], 2),
+        "peak_rss_ratio_k_members_over_members_mean": round(
+            rss["k_members"] / rss["members_mean"], 2
+        ),
+        "max_abs_difference": diff,
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=2) + "\n")
+    print("| path | best s | targets / s | peak RSS MiB |\n| --- | ---: | ---: | ---: |")
+    for name in PATHS:
+        per_s = out["targets_per_second"][name]
+        print(f"| {name} | {best[name]:.2f} | {per_s:,.0f} | {rss[name]:,.0f} |")
+    print(
+        f"speed-up {out['speedup_members_mean_over_k_members']}x, peak RSS ratio "
+        f"{out['peak_rss_ratio_k_members_over_members_mean']}x; max |dA| {diff['advantage']:.2e}"
+    )
+
+
+if __name__ == "__main__":
+    main()
