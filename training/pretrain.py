@@ -7,6 +7,12 @@ checkpoint directory therefore ends with the same weights as one that was never 
 
 Files in `checkpoint_dir`: `last.pt` (everything needed to resume), `best.pt` (best weights,
 configs, vocab, valid metrics: what downstream stages load) and `vocab.json`.
+
+Data-parallel: `fit(..., shard=Shard(rank, world))` inside an initialised gloo process group
+(`training.distributed.launch_pretrain` starts one under torchrun) trains each global batch split
+across the ranks (see `train_epoch`); rank 0 evaluates, decides, checkpoints and logs, and
+broadcasts the validation score so every rank takes the same early-stopping decision. world = 1
+is the plain single-process path, operation for operation.
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from training.config import ModelConfig, TrainConfig
 from training.data import PAD, SequenceData, Vocab
 from training.evaluate import evaluate, evaluate_popularity
 from training.losses import sample_negatives, sampled_softmax_loss, seen_negatives
 from training.models import SequenceEncoder
+
+DDP = torch.nn.parallel.DistributedDataParallel
 
 Log = Callable[[str], None]
 EpochHook = Callable[[int, dict[str, Any]], None]
@@ -44,6 +53,21 @@ class PretrainResult:
     vocab: Vocab
     model_config: ModelConfig
     train_config: TrainConfig
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a data-parallel run: rank r of world W trains rows r, r+W, ..."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE_PROCESS = Shard()
 
 
 @dataclass
@@ -96,38 +120,59 @@ def batch_rows(data: SequenceData, cfg: TrainConfig, rng: np.random.Generator) -
 
 
 def train_epoch(
-    model: SequenceEncoder,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     data: SequenceData,
     cfg: TrainConfig,
     epoch: int,
     event_weights: torch.Tensor | None = None,
+    shard: Shard = SINGLE_PROCESS,
 ) -> float:
     """One pass over the train sequences in a (seed, epoch)-determined order; mean batch loss.
 
     `event_weights` ([n_events], indexed by flat event index) weights each target's term, e.g.
     A-SFT's exp(A / beta); None = plain behaviour cloning.
+
+    With `shard.world` = W > 1 (`model` wrapped in DistributedDataParallel) every rank draws the
+    same global batches and negatives (from the global batch's targets) and trains rows r, r+W,
+    ... of each; its loss is rescaled by P_local / P_global * W so DDP's gradient average is the
+    gradient of the global batch's mean loss (ranks hold different numbers of positions). The
+    returned value is then this rank's share: averaged over ranks it is the global mean loss.
+    Dropout masks are drawn per rank, so with dropout ranks agree in distribution only.
     """
     model.train()
     seed = _epoch_seed(cfg.seed, epoch)
-    torch.manual_seed(seed)  # dropout
-    gen = torch.Generator().manual_seed(seed)  # negatives
+    torch.manual_seed(seed + shard.rank)  # dropout: per rank
+    gen = torch.Generator().manual_seed(seed)  # negatives: the same on every rank
+    encoder = model.module if isinstance(model, DDP) else model
     losses = []
     for rows in batch_rows(data, cfg, np.random.default_rng(seed)):
         b = data.train_batch(rows)
-        h = model(b["item_ids"], b["timestamps"])
         mask = b["target_ids"] != PAD
-        targets = b["target_ids"][mask]
-        w = None
-        if event_weights is not None:
-            w = event_weights[torch.from_numpy(b["target_index"])[mask]]
+        global_targets, p_global = b["target_ids"][mask], int(mask.sum())
         negs = sample_negatives(
-            targets, data.n_items, cfg.num_negatives, cfg.in_batch_negatives, generator=gen
+            global_targets, data.n_items, cfg.num_negatives, cfg.in_batch_negatives, generator=gen
         )
-        drop = seen_negatives(b["item_ids"], negs)[mask] if cfg.mask_seen_negatives else None
-        loss = sampled_softmax_loss(
-            h[mask], targets, model.item_embeddings(), negs, cfg.temperature, w, drop
-        )
+        if shard.world > 1:
+            local = rows[shard.rank :: shard.world]
+            if len(local) == 0:  # a short last batch: this rank still joins the gradient average
+                loss = sum(p.sum() * 0.0 for p in model.parameters())
+                b = None
+            else:
+                b = data.train_batch(local)
+                mask = b["target_ids"] != PAD
+        if b is not None:
+            h = model(b["item_ids"], b["timestamps"])
+            targets = b["target_ids"][mask]
+            w = None
+            if event_weights is not None:
+                w = event_weights[torch.from_numpy(b["target_index"])[mask]]
+            drop = seen_negatives(b["item_ids"], negs)[mask] if cfg.mask_seen_negatives else None
+            loss = sampled_softmax_loss(
+                h[mask], targets, encoder.item_embeddings(), negs, cfg.temperature, w, drop
+            )
+            if shard.world > 1:
+                loss = loss * (int(mask.sum()) / p_global) * shard.world
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -161,10 +206,34 @@ def pretrain(
     row)` is called after the epoch's checkpoint is written (row = loss, seconds, valid metrics).
     """
     mcfg, cfg = model_config or ModelConfig(), train_config or TrainConfig()
+    model, best_state, st = fit(data, mcfg, cfg, checkpoint_dir, log, on_epoch_end, event_weights)
+    return _finish(model, best_state, st, data, mcfg, cfg, log)
+
+
+def fit(
+    data: SequenceData,
+    mcfg: ModelConfig,
+    cfg: TrainConfig,
+    checkpoint_dir: str | Path | None = None,
+    log: Log = print,
+    on_epoch_end: EpochHook | None = None,
+    event_weights: np.ndarray | None = None,
+    shard: Shard = SINGLE_PROCESS,
+) -> tuple[SequenceEncoder, dict[str, torch.Tensor], _State]:
+    """`pretrain`'s training loop: (model after the last epoch, best weights, run state).
+
+    With `shard.world` > 1 every rank calls this inside an initialised process group; only rank
+    0 evaluates, writes checkpoints, logs and calls `on_epoch_end`.
+    """
     if data.max_len > mcfg.max_len:
         raise ValueError(f"data.max_len {data.max_len} > model max_len {mcfg.max_len}")
-    torch.set_num_threads(cfg.num_threads or available_cores())
-    torch.manual_seed(cfg.seed)
+    if shard.world > 1 and not dist.is_initialized():
+        raise RuntimeError(f"{shard} needs an initialised torch.distributed process group")
+    if not shard.main:
+        log = on_epoch_end = None  # type: ignore[assignment]
+    say: Log = log or (lambda _: None)
+    torch.set_num_threads(cfg.num_threads or max(1, available_cores() // shard.world))
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = SequenceEncoder(data.n_items, mcfg)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
@@ -175,7 +244,8 @@ def pretrain(
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckdir is not None:
         ckdir.mkdir(parents=True, exist_ok=True)
-        data.vocab.save_json(ckdir / "vocab.json")
+        if shard.main:
+            data.vocab.save_json(ckdir / "vocab.json")
         if (ckdir / "last.pt").exists():
             # Our own file (holds numpy RNG state), hence weights_only=False.
             ck = torch.load(ckdir / "last.pt", weights_only=False)
@@ -188,22 +258,31 @@ def pretrain(
             random.setstate(ck["rng"]["python"])
             if (ckdir / "best.pt").exists():
                 best_state = torch.load(ckdir / "best.pt", weights_only=True)["model"]
-            log(f"resumed from {ckdir / 'last.pt'} after epoch {st.epoch}")
-    log(
+            say(f"resumed from {ckdir / 'last.pt'} after epoch {st.epoch}")
+    say(
         f"pretrain {mcfg.kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{data.summary()}, threads={torch.get_num_threads()}"
+        + (f", {shard.world} DDP processes (gloo)" if shard.world > 1 else "")
     )
+    # Wrapped after loading: DDP broadcasts rank 0's weights, and every rank loaded the same.
+    net: torch.nn.Module = DDP(model) if shard.world > 1 else model
 
     while st.epoch < cfg.epochs and not st.stopped:
         st.epoch += 1
         t0 = time.perf_counter()
-        loss = train_epoch(model, opt, data, cfg, st.epoch, weights)
+        loss = train_epoch(net, opt, data, cfg, st.epoch, weights, shard)
+        if shard.world > 1:
+            loss = _sum_over_ranks(loss) / shard.world  # the global batches' mean loss
         row: dict[str, Any] = {"epoch": st.epoch, "loss": loss}
         improved = False
         if st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs:
-            valid = evaluate(model, data, "valid", batch_size=cfg.eval_batch_size)
-            row.update({f"valid_{k}": v for k, v in valid.items()})
-            score = valid["ndcg@10"] if len(data.valid) else float(st.epoch)  # no valid: latest
+            score = float("nan")
+            if shard.main:
+                valid = evaluate(model, data, "valid", batch_size=cfg.eval_batch_size)
+                row.update({f"valid_{k}": v for k, v in valid.items()})
+                score = valid["ndcg@10"] if len(data.valid) else float(st.epoch)  # no valid: latest
+            if shard.world > 1:
+                score = _from_main(score)  # every rank takes rank 0's decision
             improved = score > st.best_metric
             if improved:
                 st.best_metric, st.best_epoch, st.bad_epochs = score, st.epoch, 0
@@ -214,16 +293,40 @@ def pretrain(
         row["seconds"] = time.perf_counter() - t0
         st.train_seconds += row["seconds"]
         st.history.append(row)
-        if ckdir is not None:
+        if ckdir is not None and shard.main:
             _save(ckdir, model, opt, st, mcfg, cfg, data, improved, row)
-        log(
+        say(
             f"epoch {st.epoch}: loss {loss:.4f}"
             + (f" valid ndcg@10 {row['valid_ndcg@10']:.4f}" if "valid_ndcg@10" in row else "")
             + f" ({row['seconds']:.1f}s){' *' if improved else ''}"
         )
         if on_epoch_end is not None:
             on_epoch_end(st.epoch, row)
+    return model, best_state, st
 
+
+def _sum_over_ranks(x: float) -> float:
+    t = torch.tensor([x], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def _from_main(x: float) -> float:
+    t = torch.tensor([x], dtype=torch.float64)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
+def _finish(
+    model: SequenceEncoder,
+    best_state: dict[str, torch.Tensor],
+    st: _State,
+    data: SequenceData,
+    mcfg: ModelConfig,
+    cfg: TrainConfig,
+    log: Log,
+) -> PretrainResult:
+    """Load the best weights and evaluate them (and popularity) on valid and test."""
     final_state = _clone(model.state_dict())
     model.load_state_dict(best_state)
     model.eval()
@@ -239,6 +342,34 @@ def pretrain(
         model, best_state, final_state, st.best_epoch, st.history, metrics,
         st.train_seconds, data.vocab, mcfg, cfg,
     )  # fmt: skip
+
+
+def result_from_checkpoint(
+    data: SequenceData,
+    checkpoint_dir: str | Path,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    log: Log = print,
+) -> PretrainResult:
+    """The `PretrainResult` of a finished run from its `last.pt` and `best.pt` (e.g. one trained
+    by other processes), with the final evaluation done here. The configs default to the
+    checkpoint's; given ones must match the run (as on resume)."""
+    ckdir = Path(checkpoint_dir)
+    if not (ckdir / "last.pt").exists():
+        raise FileNotFoundError(f"no last.pt in {ckdir}: the run wrote no checkpoint")
+    ck = torch.load(ckdir / "last.pt", weights_only=False)  # our own file (numpy RNG state)
+    mcfg = model_config or ModelConfig.from_dict(ck["model_config"])
+    cfg = train_config or TrainConfig.from_dict(ck["train_config"])
+    _check_same_run(ck, mcfg, cfg, data.n_items)
+    st = _State(**ck["state"])
+    torch.set_num_threads(cfg.num_threads or available_cores())
+    torch.manual_seed(cfg.seed)
+    model = SequenceEncoder(data.n_items, mcfg)
+    best_state = _clone(model.state_dict())  # as `fit`: the initial weights if nothing improved
+    if (ckdir / "best.pt").exists():
+        best_state = torch.load(ckdir / "best.pt", weights_only=True)["model"]
+    model.load_state_dict(ck["model"])
+    return _finish(model, best_state, st, data, mcfg, cfg, log)
 
 
 def _save(

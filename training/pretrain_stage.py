@@ -28,6 +28,7 @@ from common.tracking import start_run  # noqa: E402
 from common.warehouse import connect_read_only, training_inputs  # noqa: E402
 from training.config import ModelConfig, TrainConfig  # noqa: E402
 from training.data import SequenceData, Vocab, build_dataset  # noqa: E402
+from training.distributed import launch_pretrain  # noqa: E402
 from training.experiment import METRICS, mean_ci  # noqa: E402
 from training.models import SequenceEncoder  # noqa: E402
 from training.pretrain import PretrainResult, load_checkpoint, pretrain  # noqa: E402
@@ -58,12 +59,22 @@ class PretrainSettings:
     num_negatives: int | None = None
     temperature: float | None = None
     lr: float | None = None
+    dropout: float | None = None  # None = the ModelConfig default
+    # > 1: every training run goes under `torchrun --standalone --nproc_per_node N` (DDP, gloo,
+    # CPU), the global batch split across the processes; 1 = one process, in this one.
+    ddp_processes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.ddp_processes < 1:
+            raise ValueError(f"ddp_processes must be >= 1, got {self.ddp_processes}")
 
     def model_config(self, kind: str) -> ModelConfig:
         base = ModelConfig.hstu_large() if self.size == "hstu_large" else ModelConfig()
         if self.size not in ("small", "hstu_large"):
             raise ValueError(f"unknown model size {self.size!r}: expected small or hstu_large")
         cfg = replace(base, kind=kind)
+        if self.dropout is not None:
+            cfg = replace(cfg, dropout=self.dropout)
         return replace(cfg, max_len=self.max_len) if self.max_len else cfg
 
     def train_config(self, seed: int) -> TrainConfig:
@@ -110,9 +121,10 @@ def _curve(history: list[dict[str, Any]], title: str, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _log_run(result: PretrainResult, data: SequenceData, curve: Path) -> None:
+def _log_run(result: PretrainResult, data: SequenceData, curve: Path, ddp_processes: int) -> None:
     mlflow.log_params({f"model.{k}": v for k, v in result.model_config.to_dict().items()})
     mlflow.log_params({f"train.{k}": v for k, v in result.train_config.to_dict().items()})
+    mlflow.log_param("train.ddp_processes", ddp_processes)
     mlflow.log_params({f"data.{k}": v for k, v in data.summary().items()})
     for name, metrics in result.metrics.items():
         mlflow.log_metrics({f"{name}_{k}".replace("@", "_at_"): v for k, v in metrics.items()})
@@ -125,6 +137,26 @@ def _log_run(result: PretrainResult, data: SequenceData, curve: Path) -> None:
         code_paths=[str(Path(__file__).resolve().parent)],  # the model classes travel with it
         pip_requirements=["torch==2.13.0", "numpy"],
     )
+
+
+def _train_one(
+    data: SequenceData,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    checkpoints: Path,
+    ddp_processes: int,
+    log: Callable[[str], None],
+) -> PretrainResult:
+    """One run, in this process or under torchrun; per-epoch metrics go to the active MLflow run."""
+
+    def epoch_metrics(epoch: int, row: dict[str, Any]) -> None:
+        mlflow.log_metrics(_numeric(row), step=epoch)
+
+    if ddp_processes > 1:
+        return launch_pretrain(
+            data, model_config, train_config, checkpoints, ddp_processes, log, epoch_metrics
+        )
+    return pretrain(data, model_config, train_config, checkpoints, log, epoch_metrics)
 
 
 def run_pretraining(
@@ -159,18 +191,16 @@ def run_pretraining(
                 checkpoints = root / "checkpoints" / "pretrain" / f"{name}-{fingerprint}"
                 run_tags = {"dataset": dataset, "split": split, "kind": kind, **(tags or {})}
                 with start_run(EXPERIMENT, name, tags=run_tags, root=root) as run:
-                    result = pretrain(
+                    result = _train_one(
                         data,
                         settings.model_config(kind),
                         settings.train_config(seed),
-                        checkpoint_dir=checkpoints,
-                        log=log,
-                        on_epoch_end=lambda epoch, row: mlflow.log_metrics(
-                            _numeric(row), step=epoch
-                        ),
+                        checkpoints,
+                        settings.ddp_processes,
+                        log,
                     )
                     curve = _curve(result.history, name, root / "plots" / f"pretrain-{name}.png")
-                    _log_run(result, data, curve)
+                    _log_run(result, data, curve, settings.ddp_processes)
                 per_method.setdefault(kind, []).append(result.metrics["test"])
                 timing.setdefault(kind, []).append(result.train_seconds)
                 if kind == settings.kinds[0] and split == settings.policy_split and policy is None:
@@ -201,6 +231,7 @@ def run_pretraining(
         "test": {dataset: table},
         "train_seconds": {k: round(sum(v) / len(v), 1) for k, v in timing.items()},
         "seeds": list(settings.seeds),
+        "ddp_processes": settings.ddp_processes,
     }
     return PretrainStageResult(report, policy_dir, run_id, curve)
 

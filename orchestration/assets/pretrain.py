@@ -30,6 +30,11 @@ class PretrainConfig(dg.Config):
     num_negatives: int | None = None
     temperature: float | None = None
     lr: float | None = None
+    dropout: float | None = None  # None = the ModelConfig default
+    # Scale-out: > 1 trains every run under `torchrun --standalone --nproc_per_node N` (DDP,
+    # gloo, CPU; the global batch split across the processes, same result as one process up to
+    # float rounding and per-process dropout masks). 1 = one process, inside this step.
+    ddp_processes: int = 1
 
     def settings(self) -> PretrainSettings:
         return PretrainSettings(
@@ -44,6 +49,8 @@ class PretrainConfig(dg.Config):
             num_negatives=self.num_negatives,
             temperature=self.temperature,
             lr=self.lr,
+            dropout=self.dropout,
+            ddp_processes=self.ddp_processes,
         )
 
 
@@ -56,6 +63,7 @@ class PretrainConfig(dg.Config):
         "with sampled softmax; checkpoint per epoch (a re-run resumes), early stopping on valid "
         "NDCG@10; full-catalogue evaluation with seen items excluded, beside a popularity "
         "baseline. Runs tracked in MLflow (experiment `pretrain`); report in reports/pretrain.json."
+        " Config `ddp_processes` > 1 trains each run under torchrun (DDP, gloo, CPU)."
     ),
 )
 def pretrained_policy(
@@ -85,6 +93,7 @@ def pretrained_policy(
             "test_ndcg@10": policy["ndcg@10"]["mean"],
             "test_hr@10": policy["hr@10"]["mean"],
             "mlflow_run_id": result.policy_run_id,
+            "ddp_processes": config.ddp_processes,
             "mlflow_tracking_uri": tracking_uri(root),
             "policy_dir": dg.MetadataValue.path(str(result.policy_dir)),
             "training_curve": image(result.curve_png, "training curve"),
