@@ -87,6 +87,9 @@ class PosttrainStudyConfig(dg.Config):
     max_ranking_targets: int | None = 5000  # sampled once; None = every above-median target
     require_significant: bool = False
     registered_model_name: str = "asft-recommender"
+    # None: torch's default (every core). On a box shared with other jobs, 1 thread can be far
+    # faster for these small models (OpenMP threads wait on each other).
+    num_threads: int | None = None
 
     def settings(self) -> PosttrainSettings:
         return PosttrainSettings(
@@ -103,6 +106,7 @@ class PosttrainStudyConfig(dg.Config):
             max_ranking_targets=self.max_ranking_targets,
             require_significant=self.require_significant,
             registered_model_name=self.registered_model_name,
+            num_threads=self.num_threads,
         )
 
 
