@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from orchestration.partitions import watch_log_days
+
 TRAINING_GROUPS = ("pretrain", "reward", "posttrain")
 
 daily_refresh_job = dg.define_asset_job(
@@ -15,6 +17,9 @@ daily_refresh_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups(*TRAINING_GROUPS),
     description="Ingest new watch logs, rebuild the warehouse, run the gates, refresh features.",
     executor_def=dg.in_process_executor,
+    # By watch-log day (raw_watch_logs and marts/fct_reward_events); runs without a partition
+    # (the landing sensor's, `make run`) ingest the whole source and refresh every changed date.
+    partitions_def=watch_log_days,
 )
 
 weekly_retraining_job = dg.define_asset_job(
@@ -24,11 +29,10 @@ weekly_retraining_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
 )
 
-# UTC, so a day's partition is complete when the refresh runs.
-daily_refresh_schedule = dg.ScheduleDefinition(
-    job=daily_refresh_job,
-    cron_schedule="0 2 * * *",
-    execution_timezone="UTC",
+# At 02:00 UTC each day, the run of yesterday's partition (the last complete UTC day).
+daily_refresh_schedule = dg.build_schedule_from_partitioned_job(
+    daily_refresh_job,
+    hour_of_day=2,
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )
 

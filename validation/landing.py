@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,9 +270,13 @@ def ingest_delivery(
 
 
 def ingest_landing(
-    root: Path | None = None, thresholds: Thresholds | None = None, now: datetime | None = None
+    root: Path | None = None,
+    thresholds: Thresholds | None = None,
+    now: datetime | None = None,
+    accept: Callable[[Path], bool] | None = None,
 ) -> IngestResult:
-    """Ingest every delivery waiting in `<data>/landing/watch_logs/`, oldest name first.
+    """Ingest every delivery waiting in `<data>/landing/watch_logs/`, oldest name first; with
+    `accept`, only those it accepts (the others stay in the landing folder, untouched).
 
     Writes the outcome to `<data>/landing/last_ingest.json` and returns it; never raises for bad
     input (the caller decides: the raw_watch_logs asset check fails when anything was refused).
@@ -281,6 +286,7 @@ def ingest_landing(
     outcomes = [
         ingest_delivery(path, base, thresholds, now, catalogue)
         for path in sorted(landing_dir(base).glob("*.parquet"))
+        if accept is None or accept(path)
     ]
     result = IngestResult(
         deliveries=outcomes,

@@ -3,6 +3,11 @@
 The whole dataset is replaced atomically (written beside, then swapped in), and stamped with a
 fingerprint of what produced it, so the warehouse knows when it must rebuild from scratch rather
 than grow incrementally.
+
+With a window of days (a partitioned run) only those days' files of the source are rewritten in
+place; the other days and the fingerprint stay. Sources are deterministic (the simulator is
+seeded, a MovieLens file is fixed), so a day written by a partitioned run is byte-identical to
+the same day of a full run: rewriting it is idempotent and the dataset is still the same one.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pyarrow.parquet as pq
 
 from common.paths import oracle_dir, raw_watch_logs_dir
 from watchlogs.movielens import load_movielens
-from watchlogs.partitioned import write_daily_partitions
+from watchlogs.partitioned import DayWindow, write_daily_partitions
 from watchlogs.simulator import SimulatorConfig, simulate
 
 FINGERPRINT_FILE = "_dataset.json"
@@ -93,8 +98,10 @@ def produce_raw_watch_logs(
     simulator_config: SimulatorConfig | None = None,
     movielens_path: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    window: DayWindow | None = None,
 ) -> dict[str, Any]:
-    """Write the source's events as daily Parquet partitions; returns headline figures."""
+    """Write the source's events as daily Parquet partitions; returns headline figures (of the
+    window's events when a window is given: only its days are written, see the module doc)."""
     say = progress or (lambda _msg: None)
     if source == "simulator":
         config = simulator_config or SimulatorConfig()
@@ -115,13 +122,19 @@ def produce_raw_watch_logs(
         raise ValueError(f"unknown watch-log source {source!r}; expected one of {SOURCES}")
 
     final = raw_watch_logs_dir(data_root)
-    staging = final.with_name(final.name + ".incoming")
-    shutil.rmtree(staging, ignore_errors=True)
-    files = write_daily_partitions(table, staging, file_stem=source)
     fingerprint = {"source": source, "fingerprint": dataset_fingerprint(source, params), **params}
-    (staging / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2, default=str))
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+    if window is None:
+        staging = final.with_name(final.name + ".incoming")
+        shutil.rmtree(staging, ignore_errors=True)
+        files = write_daily_partitions(table, staging, file_stem=source)
+        _write_fingerprint(staging, fingerprint)
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    else:
+        _check_same_dataset(data_root, fingerprint, window)
+        files = write_daily_partitions(table, final, file_stem=source, window=window)
+        _write_fingerprint(final, fingerprint)
+    written = table if window is None else _rows_in(table, window)
 
     # The oracle sits apart from the logs; a source without ground truth leaves none behind.
     shutil.rmtree(oracle_dir(data_root), ignore_errors=True)
@@ -130,17 +143,47 @@ def produce_raw_watch_logs(
     # Side output: the titles this source knows, so later deliveries can be checked against it.
     all_titles = [str(i) for i in result.oracle.item_ids] if result is not None else None
     write_title_catalogue(table, data_root, all_titles)
-    say(f"wrote {table.num_rows:,} events in {len(files)} daily partitions to {final}")
+    days = f" of {window}" if window else ""
+    say(f"wrote {written.num_rows:,} events in {len(files)} daily partitions{days} to {final}")
 
-    ts = table.column("event_ts")
+    ts = written.column("event_ts")
     return {
         "source": source,
         "fingerprint": fingerprint["fingerprint"],
-        "events": table.num_rows,
-        "users": pc.count_distinct(table.column("user_id")).as_py(),
-        "titles": pc.count_distinct(table.column("item_id")).as_py(),
+        "events": written.num_rows,
+        "users": pc.count_distinct(written.column("user_id")).as_py(),
+        "titles": pc.count_distinct(written.column("item_id")).as_py(),
         "partitions": len(files),
         "first_event": str(pc.min(ts).as_py()),
         "last_event": str(pc.max(ts).as_py()),
         "has_oracle": result is not None,
     }
+
+
+def _write_fingerprint(folder: Path, fingerprint: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2, default=str))
+
+
+def _check_same_dataset(root: Path, fingerprint: dict[str, Any], window: DayWindow) -> None:
+    """A partitioned run adds days to the dataset on disk; it must be the same dataset, else the
+    days outside the window would come from another one (an unpartitioned run replaces it)."""
+    current = read_fingerprint(root)
+    if current is not None and current.get("fingerprint") != fingerprint["fingerprint"]:
+        differing = sorted(
+            k for k in set(current) | set(fingerprint) if current.get(k) != fingerprint.get(k)
+        )
+        raise ValueError(
+            f"partitioned run ({window}) of a different dataset than the one in "
+            f"{raw_watch_logs_dir(root)}: "
+            f"{', '.join(k for k in differing if k != 'fingerprint')} differ "
+            f"(on disk: {current.get('source')} {current.get('fingerprint')}, requested: "
+            f"{fingerprint['source']} {fingerprint['fingerprint']}). Run unpartitioned to "
+            "replace the dataset, or use the same source and parameters."
+        )
+
+
+def _rows_in(table: pa.Table, window: DayWindow) -> pa.Table:
+    days = pc.cast(table.column("event_ts"), pa.date32())
+    first, last = pa.scalar(window.first, pa.date32()), pa.scalar(window.last, pa.date32())
+    return table.filter(pc.and_(pc.greater_equal(days, first), pc.less_equal(days, last)))

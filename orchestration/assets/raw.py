@@ -1,12 +1,15 @@
 """Raw watch logs: the entry of the chain, produced by the configured source."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
 
 from common.paths import data_dir, raw_watch_logs_dir
+from orchestration.partitions import partition_days, watch_log_days
 from watchlogs.fetch_ml100k import fetch_ml100k
+from watchlogs.partitioned import DayWindow, days_spanned
 from watchlogs.simulator import SimulatorConfig
 from watchlogs.sources import LANDING_SOURCE, produce_raw_watch_logs
 
@@ -40,18 +43,23 @@ class RawWatchLogsConfig(dg.Config):
 @dg.asset(
     group_name="ingest",
     kinds={"parquet", "python"},
+    partitions_def=watch_log_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     description=(
         "Raw watch logs in the contract's Arrow schema, daily-partitioned Parquet under "
         "<data>/raw/watch_logs/. Source: the seeded simulator (default; its hidden true "
-        "satisfaction is saved apart, under <data>/oracle/) or a local MovieLens file."
+        "satisfaction is saved apart, under <data>/oracle/) or a local MovieLens file. "
+        "A partitioned run (re)writes only its days of the same dataset; a run without a "
+        "partition writes the whole source."
     ),
 )
 def raw_watch_logs(
     context: dg.AssetExecutionContext, config: RawWatchLogsConfig
 ) -> dg.MaterializeResult:
     root = data_dir()
+    days = partition_days(context)
     if config.source == LANDING_SOURCE:
-        return _ingest_landing(context, root)
+        return _ingest_landing(context, root, days)
     movielens_path = None
     if config.source == "movielens":
         # No path given: ML-100K, fetched into the data directory on first use (never committed).
@@ -62,10 +70,12 @@ def raw_watch_logs(
         simulator_config=config.simulator_config(),
         movielens_path=movielens_path,
         progress=context.log.info,
+        window=days,
     )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": figures["events"],
+            "days": str(days) if days else "all",
             "users": figures["users"],
             "titles": figures["titles"],
             "daily_partitions": figures["partitions"],
@@ -77,13 +87,16 @@ def raw_watch_logs(
     )
 
 
-def _ingest_landing(context: dg.AssetExecutionContext, root: Path) -> dg.MaterializeResult:
+def _ingest_landing(
+    context: dg.AssetExecutionContext, root: Path, days: DayWindow | None
+) -> dg.MaterializeResult:
     """Landing deliveries -> raw partitions (good ones) or quarantine (refused ones). Refusals
-    do not raise here: the blocking check `gx_raw_contract` reports them and stops downstream."""
+    do not raise here: the blocking check `gx_raw_contract` reports them and stops downstream.
+    A partitioned run ingests only the deliveries whose events all fall in its days."""
     from validation.landing import ingest_landing  # GX is slow to import; only this path needs it
     from validation.paths import landing_result_path
 
-    result = ingest_landing(root)
+    result = ingest_landing(root, accept=None if days is None else _within(context, days))
     result.save(landing_result_path(root), run_id=context.run.run_id)
     context.log.info(result.summary())
     raw = raw_watch_logs_dir(root)
@@ -100,3 +113,21 @@ def _ingest_landing(context: dg.AssetExecutionContext, root: Path) -> dg.Materia
             "path": dg.MetadataValue.path(str(raw)),
         }
     )
+
+
+def _within(context: dg.AssetExecutionContext, days: DayWindow) -> Callable[[Path], bool]:
+    """Accepts a delivery whose events all fall in `days`: a delivery is gated and ingested
+    whole, so one that reaches outside the run's partitions (or cannot be read) waits in the
+    landing folder for an unpartitioned run (the landing sensor's)."""
+
+    def accept(path: Path) -> bool:
+        try:
+            spanned = days_spanned(path)
+        except Exception:  # noqa: BLE001 - unreadable: the unpartitioned run rejects it with a reason
+            spanned = None
+        if spanned is not None and spanned.first in days and spanned.last in days:
+            return True
+        context.log.info(f"{path.name} reaches outside {days} (or is unreadable): it waits")
+        return False
+
+    return accept

@@ -1,7 +1,22 @@
-"""The dbt project as Dagster assets: every model is an asset and every dbt test an asset check."""
+"""The dbt project as Dagster assets: every model is an asset and every dbt test an asset check.
+
+Two sets, as dagster-dbt documents for partitioned incremental models. The models tagged
+`daily_partitioned` (fct_reward_events: day D holds exactly day D's events) are partitioned by
+watch-log day like raw_watch_logs; a partitioned run hands its days to dbt as the vars
+event_date_from / event_date_to and the model rewrites them. Every other model is unpartitioned:
+whole-history tables, and the cumulative reward stats (day D depends on every day before it, so
+they are no daily partition; dbt keeps them incremental by changed dates). Dagster runs the
+unpartitioned set in two steps around the partitioned one (staging -> fct_reward_events ->
+sessions, splits, sequences, stats).
+
+Why not every incremental model: Dagster 1.13 cannot run a partitioned step that has a
+partitioned input (the stats read fct_reward_events) in a run without a partition key
+("Cannot access partition_key for a non-partitioned run"), and `make run`, the landing sensor
+and the main job's tests run without one.
+"""
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -14,11 +29,15 @@ from dagster_dbt import (
 
 from common.paths import data_dir, warehouse_path
 from common.warehouse import connect_read_only, relation_stats
+from orchestration.partitions import partition_days, watch_log_days
 from orchestration.resources import DUCKDB_WRITER_POOL, dbt_project
 from watchlogs.sources import read_fingerprint
 
-# Which raw dataset the warehouse was last built from; a different one forces a full refresh.
+# Which raw dataset each model was last built from ({asset key: fingerprint}); a different
+# one forces a full refresh of the step building it.
 _BUILT_FROM = "warehouse.built_from.json"
+# dbt's own tag for the models partitioned by watch-log day (see the module doc).
+_DAILY_PARTITIONED = "tag:daily_partitioned"
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
@@ -45,30 +64,48 @@ def _relations_by_asset_key() -> dict[dg.AssetKey, tuple[str, str]]:
     }
 
 
-def _needs_full_refresh(requested: bool) -> bool:
-    built_from = data_dir() / _BUILT_FROM
-    current = read_fingerprint(data_dir())
-    previous = json.loads(built_from.read_text()) if built_from.exists() else None
-    return requested or current is None or previous != current.get("fingerprint")
+def _built_from() -> dict[str, Any]:
+    path = data_dir() / _BUILT_FROM
+    stamps = json.loads(path.read_text()) if path.exists() else {}
+    return stamps if isinstance(stamps, dict) else {}  # older single stamp: rebuild once
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=WarehouseTranslator(
-        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
-    ),
-    pool=DUCKDB_WRITER_POOL,
-)
-def warehouse_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, config: TransformsConfig
+def _needs_full_refresh(models: Iterable[dg.AssetKey], requested: bool) -> bool:
+    current = (read_fingerprint(data_dir()) or {}).get("fingerprint")
+    stamps = _built_from()
+    return (
+        requested
+        or current is None
+        or any(stamps.get(key.to_user_string()) != current for key in models)
+    )
+
+
+def record_built_from(models: Iterable[dg.AssetKey]) -> None:
+    """Stamp dbt models as built from the raw dataset on disk, so the next run builds them
+    incrementally. Dagster does it after each successful build; do it after building the same
+    dataset outside Dagster (a `dbt build` from the CLI)."""
+    fingerprint = (read_fingerprint(data_dir()) or {}).get("fingerprint")
+    stamps = {**_built_from(), **{key.to_user_string(): fingerprint for key in models}}
+    (data_dir() / _BUILT_FROM).write_text(json.dumps(stamps, indent=1, sort_keys=True))
+
+
+def _dbt_build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    config: TransformsConfig,
+    dbt_vars: dict[str, str] | None = None,
 ) -> Iterator[Any]:
-    full_refresh = _needs_full_refresh(config.full_refresh)
+    """`dbt build` of the step's models (full refresh when the raw dataset changed since they
+    were built, or when requested), with row counts and date ranges added to each model's
+    materialization."""
+    models = context.selected_asset_keys
+    full_refresh = _needs_full_refresh(models, config.full_refresh)
     args = ["build", "--full-refresh"] if full_refresh else ["build"]
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
     context.log.info(
-        f"dbt {' '.join(args)} (full refresh: dataset changed or requested)"
-        if full_refresh
-        else "dbt build (incremental)"
+        f"dbt {' '.join(args)}"
+        + (" (full refresh: dataset changed or requested)" if full_refresh else " (incremental)")
     )
     invocation = dbt.cli(args, context=context, raise_on_error=False)
     # Hold the events until dbt has exited: DuckDB admits one process at a time, so row counts
@@ -90,10 +127,50 @@ def warehouse_models(
                 event = event.with_metadata({**event.metadata, **extra})
             yield event
     if invocation.is_successful():
-        fingerprint = read_fingerprint(data_dir()) or {}
-        (data_dir() / _BUILT_FROM).write_text(json.dumps(fingerprint.get("fingerprint")))
+        record_built_from(models)
     else:
         raise dg.Failure(
             description="dbt build failed: see the failed models and checks above "
             f"and {dbt_project.project_dir / 'target' / 'run_results.json'}",
         )
+
+
+_TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    exclude=_DAILY_PARTITIONED,
+    dagster_dbt_translator=_TRANSLATOR,
+    pool=DUCKDB_WRITER_POOL,
+)
+def warehouse_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, config: TransformsConfig
+) -> Iterator[Any]:
+    """Whole-history models: staging, sessions, splits and sequences (tables rebuilt on every
+    run) and the reward stats (incremental by changed dates)."""
+    yield from _dbt_build(context, dbt, config)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=_DAILY_PARTITIONED,
+    dagster_dbt_translator=_TRANSLATOR,
+    partitions_def=watch_log_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=DUCKDB_WRITER_POOL,
+)
+def warehouse_daily_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, config: TransformsConfig
+) -> Iterator[Any]:
+    """The daily-partitioned models: a partitioned run rewrites its days (and any changed date,
+    so the tables always equal a full refresh); without a partition, every changed date."""
+    days = partition_days(context)
+    dbt_vars = (
+        {"event_date_from": days.first.isoformat(), "event_date_to": days.last.isoformat()}
+        if days
+        else None
+    )
+    yield from _dbt_build(context, dbt, config, dbt_vars)

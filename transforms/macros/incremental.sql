@@ -47,3 +47,31 @@
     delete from {{ this }}
     where {{ date_column }} not in (select distinct {{ date_column }} from {{ upstream }})
 {%- endmacro %}
+
+{#
+    The partition window of a partitioned run (Dagster passes its partitions as vars event_date_from and
+    event_date_to, 'YYYY-MM-DD', both inclusive). in_partition_window(date_column) renders a condition that
+    holds for dates in the window, or `false` when the vars are null (an unpartitioned run).
+    The incremental models rewrite the window's dates in addition to the changed dates, so a partitioned
+    run re-materializes its days even when nothing changed and still equals a full refresh.
+#}
+{% macro in_partition_window(date_column='event_date') -%}
+    {%- set first = var('event_date_from', none) -%}
+    {%- set last = var('event_date_to', none) -%}
+    {%- if first is none and last is none -%}
+        false
+    {%- else -%}
+        {%- set first, last = first | string, last | string -%}
+        {%- set iso_date = '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' -%}
+        {%- if not (modules.re.match(iso_date, first) and modules.re.match(iso_date, last)) -%}
+            {{ exceptions.raise_compiler_error(
+                "vars event_date_from and event_date_to must both be dates 'YYYY-MM-DD' (or both null); got "
+                ~ first ~ " and " ~ last) }}
+        {%- endif -%}
+        {%- if first > last -%}
+            {{ exceptions.raise_compiler_error(
+                "var event_date_from (" ~ first ~ ") is after event_date_to (" ~ last ~ ")") }}
+        {%- endif -%}
+        {{ date_column }} between cast('{{ first }}' as date) and cast('{{ last }}' as date)
+    {%- endif -%}
+{%- endmacro %}

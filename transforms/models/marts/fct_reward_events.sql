@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='event_date',
         on_schema_change='fail',
+        tags=['daily_partitioned'],
         post_hook="{{ delete_vanished_dates(ref('stg_watch_events')) }}"
     )
 }}
@@ -11,7 +12,8 @@
 {#
     One reward on the 1-5 scale per good watch event: the rating where given, else the watch-fraction
     mapping (macros/rewards.sql), else null with reward_source 'none'.
-    Incremental: only the event dates whose events changed since the last run are rewritten.
+    Incremental: only the event dates whose events changed since the last run are rewritten, and with a partition
+    window (vars event_date_from / event_date_to) also every date of the window (macros/incremental.sql).
 #}
 
 with
@@ -69,6 +71,7 @@ final as (
     select * from rewarded
     {% if is_incremental() %}
     where event_date in (select event_date from changed_dates)
+        or {{ in_partition_window('event_date') }}
     {% endif %}
 
 )

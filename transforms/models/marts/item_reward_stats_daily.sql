@@ -12,7 +12,8 @@
     Point-in-time reward and popularity statistics per item, one row per item per day the item was watched,
     stamped at event_timestamp = the end of that UTC day (midnight of the next day). Every figure uses only
     events up to and including that day.
-    Incremental: every date from the earliest date whose events changed onwards is rewritten.
+    Incremental: every date from the earliest date whose events changed onwards is rewritten, and with a partition
+    window (vars event_date_from / event_date_to) also every date of the window (macros/incremental.sql).
 #}
 
 with
@@ -62,6 +63,7 @@ final as (
     select * from features
     {% if is_incremental() %}
     where event_date >= (select min(event_date) from changed_dates)
+        or {{ in_partition_window('event_date') }}
     {% endif %}
 
 )
