@@ -36,6 +36,7 @@ import torch
 from training.config import ModelConfig, TrainConfig
 from training.data import Split, build_dataset, read_user_sequences
 from training.evaluate import model_ranks
+from training.losses import ALL_ITEMS
 from training.models import SequenceEncoder
 from training.pretrain import available_cores, train_epoch
 
@@ -219,6 +220,10 @@ ROWS = (
 )
 
 
+def _negatives(n: int) -> str:
+    return "full softmax (every item a negative)" if n == ALL_ITEMS else f"{n} negatives"
+
+
 def markdown(name: str, report: dict[str, Any]) -> str:
     h, s = report["results"]["hstu"], report["results"]["sasrec"]
     d = report["data"]
@@ -229,7 +234,7 @@ def markdown(name: str, report: dict[str, Any]) -> str:
     )
     lines = [
         f"**{name}**: {d['events']:,} events, {d['users']:,} users, {d['items']:,} items, "
-        f"max_len {d['max_len']}, {report['train_config']['num_negatives']} negatives, "
+        f"max_len {d['max_len']}, {_negatives(report['train_config']['num_negatives'])}, "
         f"{h['threads']} thread(s){note}",
         "",
         "| figure | hstu | sasrec | hstu/sasrec |",
@@ -256,6 +261,12 @@ def main() -> None:
     p.add_argument("--train", default="{}", help="JSON overrides of TrainConfig")
     p.add_argument("--threads", type=int, help="torch threads (default: every available core)")
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="drop datasets of an existing --out file that this run does not measure "
+        "(default: keep them, so `--data ml-100k` refreshes only the ML-100K rows)",
+    )
     a = p.parse_args()
     base = ModelConfig(**json.loads(a.model))
     tcfg = replace(TrainConfig(**json.loads(a.train)), num_threads=a.threads)
@@ -272,9 +283,15 @@ def main() -> None:
             name = _dataset_name(entry)
             path = _resolve(entry, Path(tmp))
             mcfg, tc = _configs(entry, base, tcfg)
-            report["datasets"][name] = benchmark(name, path, mcfg, tc, a.epochs, a.max_steps)
+            entry_report = benchmark(name, path, mcfg, tc, a.epochs, a.max_steps)
+            entry_report["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            report["datasets"][name] = entry_report
             print(markdown(name, report["datasets"][name]), flush=True)
             print(flush=True)
+    # Datasets not re-measured this time keep their earlier entry (each says when it was taken).
+    if a.out.is_file() and not a.replace:
+        earlier = json.loads(a.out.read_text()).get("datasets", {})
+        report["datasets"] = {**earlier, **report["datasets"]}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {a.out}")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from training.losses import sample_negatives, sampled_softmax_loss, seen_negatives
+from training.losses import ALL_ITEMS, sample_negatives, sampled_softmax_loss, seen_negatives
 
 # Item 1 = east, 2 = north, 3 = west (row 0 is padding): cosines with "east" are 1, 0, -1.
 EMB = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0], [-1.0, 0.0]])
@@ -72,3 +74,48 @@ def test_seen_negatives_mask_items_already_in_the_input():
         q, pos, EMB, torch.tensor([2, 3]), 0.5, negative_mask=torch.tensor([[False, True]])
     )
     assert torch.allclose(masked, sampled_softmax_loss(q, pos, EMB, torch.tensor([2]), 0.5))
+
+
+def test_all_items_sentinel_returns_the_whole_catalogue_once():
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    negs = sample_negatives(torch.tensor([2]), n_items=5, num_uniform=ALL_ITEMS, generator=gen)
+    assert negs.tolist() == [1, 2, 3, 4, 5]
+    assert torch.equal(gen.get_state(), state)  # nothing drawn
+    with pytest.raises(ValueError, match="num_uniform"):
+        sample_negatives(torch.tensor([2]), n_items=5, num_uniform=-2)
+
+
+def test_full_softmax_is_cross_entropy_over_every_other_item():
+    # Hand-checked: with every item as a negative, the loss is the plain cross-entropy of the
+    # cosine/temperature logits over items 1..n (the target counted once, padding never).
+    torch.manual_seed(1)
+    emb, q = torch.randn(8, 4), torch.randn(6, 4)
+    pos = torch.tensor([1, 3, 3, 7, 2, 5])
+    full = sampled_softmax_loss(q, pos, emb, sample_negatives(pos, 7, ALL_ITEMS), 0.2)
+    logits = F.normalize(q, dim=-1) @ F.normalize(emb[1:], dim=-1).T / 0.2
+    assert torch.allclose(full, F.cross_entropy(logits, pos - 1), rtol=1e-5)
+    # The same as sampled softmax whose negatives are exactly the other items, per position.
+    per_pos = torch.stack(
+        [
+            sampled_softmax_loss(
+                q[i : i + 1],
+                pos[i : i + 1],
+                emb,
+                torch.tensor([j for j in range(1, 8) if j != int(pos[i])]),
+                0.2,
+            )
+            for i in range(6)
+        ]
+    )
+    assert torch.allclose(full, per_pos.mean(), rtol=1e-5)
+    # Supervision weights of one = unweighted; seen items masked = removed from the softmax.
+    negs = sample_negatives(pos, 7, ALL_ITEMS)
+    ones = sampled_softmax_loss(q, pos, emb, negs, 0.2, torch.ones(6))
+    assert torch.allclose(full, ones, rtol=1e-6)
+    seen = torch.zeros(6, 7, dtype=torch.bool)
+    seen[0, 3] = True  # position 0 already saw item 4
+    seen[1, 2] = True  # position 1 "saw" its own target (item 3): the target is never dropped
+    masked = sampled_softmax_loss(q, pos, emb, negs, 0.2, negative_mask=seen)
+    logits[0, 3] = float("-inf")
+    assert torch.allclose(masked, F.cross_entropy(logits, pos - 1), rtol=1e-5)

@@ -42,7 +42,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.98)
     grad_clip: float = 1.0
-    num_negatives: int = 512  # uniform random negatives per batch, shared by its positions
+    # Uniform random negatives per batch, shared by its positions; -1 (losses.ALL_ITEMS) = every
+    # item of the catalogue: full softmax, no sampling, seen items still masked. On ML-100K it
+    # reaches a higher valid NDCG@10 than 512 negatives (0.1464 vs 0.1410, 3 seeds) in about half
+    # the epochs, at about twice the cost per epoch; on the simulator's 3.5k titles it costs ~4x
+    # per epoch, so the pretraining asset's default run pins 512 (orchestration/assets/pretrain.py).
+    num_negatives: int = -1
     in_batch_negatives: int = 0  # other positions' targets used as negatives (0 = none)
     temperature: float = 0.1
     mask_seen_negatives: bool = True  # drop negatives the user already saw (eval excludes them)

@@ -13,6 +13,10 @@ import torch.nn.functional as F
 
 from training.data import PAD
 
+# `num_uniform` sentinel: every item of the catalogue is a negative (full softmax, i.e. cross-
+# entropy over all items as in Klenitskiy & Vasilev 2023), no sampling; seen ones masked as usual.
+ALL_ITEMS = -1
+
 
 def sample_negatives(
     positive_ids: torch.Tensor,
@@ -22,7 +26,15 @@ def sample_negatives(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """[K] negative item ids shared by every position of a batch: uniform over the catalogue,
-    plus up to `num_in_batch` distinct targets of the batch (popular items, harder negatives)."""
+    plus up to `num_in_batch` distinct targets of the batch (popular items, harder negatives).
+
+    `num_uniform=ALL_ITEMS` returns every item id 1..n_items once (in-batch negatives would only
+    repeat some of them, so they are not added); the generator is then left untouched.
+    """
+    if num_uniform == ALL_ITEMS:
+        return torch.arange(1, n_items + 1)
+    if num_uniform < 0:
+        raise ValueError(f"num_uniform must be >= 0 or ALL_ITEMS (-1), got {num_uniform}")
     negs = [torch.randint(1, n_items + 1, (num_uniform,), generator=generator)]
     if num_in_batch > 0:
         pool = positive_ids.unique()
@@ -66,17 +78,45 @@ def sampled_softmax_loss(
         raise ValueError(f"normalise must be 'count' or 'weights', got {normalise!r}")
     # 1/temperature folded into the [P, d] queries: one division instead of one per [P, K] logit.
     q = F.normalize(query, dim=-1, eps=1e-6) / temperature
-    pos = F.normalize(item_embeddings[positive_ids], dim=-1, eps=1e-6)
-    neg = F.normalize(item_embeddings[negative_ids], dim=-1, eps=1e-6)
-    pos_logit = (q * pos).sum(-1, keepdim=True)
-    neg_logit = q @ neg.T
-    hit = (negative_ids[None, :] == positive_ids[:, None]) | (negative_ids[None, :] == PAD)
-    if negative_mask is not None:
-        hit = hit | negative_mask
-    neg_logit = neg_logit.masked_fill(hit, float("-inf"))
-    logp = pos_logit[:, 0] - torch.logsumexp(torch.cat([pos_logit, neg_logit], dim=1), dim=1)
+    if _is_whole_catalogue(negative_ids, item_embeddings):
+        logp = _full_softmax_logp(q, positive_ids, item_embeddings, negative_mask)
+    else:
+        pos = F.normalize(item_embeddings[positive_ids], dim=-1, eps=1e-6)
+        neg = F.normalize(item_embeddings[negative_ids], dim=-1, eps=1e-6)
+        pos_logit = (q * pos).sum(-1, keepdim=True)
+        neg_logit = q @ neg.T
+        hit = (negative_ids[None, :] == positive_ids[:, None]) | (negative_ids[None, :] == PAD)
+        if negative_mask is not None:
+            hit = hit | negative_mask
+        neg_logit = neg_logit.masked_fill(hit, float("-inf"))
+        logp = pos_logit[:, 0] - torch.logsumexp(torch.cat([pos_logit, neg_logit], dim=1), dim=1)
     if supervision_weights is None:
         return -logp.mean()
     if normalise == "weights":
         return -(supervision_weights * logp).sum() / supervision_weights.sum().clamp_min(1e-12)
     return -(supervision_weights * logp).sum() / logp.numel()
+
+
+def _is_whole_catalogue(negative_ids: torch.Tensor, item_embeddings: torch.Tensor) -> bool:
+    """True when the negatives are exactly items 1..n in order (`ALL_ITEMS`)."""
+    n = item_embeddings.shape[0] - 1
+    return negative_ids.numel() == n and bool(
+        (negative_ids == torch.arange(1, n + 1, device=negative_ids.device)).all()
+    )
+
+
+def _full_softmax_logp(
+    q: torch.Tensor,
+    positive_ids: torch.Tensor,
+    item_embeddings: torch.Tensor,
+    negative_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """log softmax of the target over every item: the same value as the sampled path with all
+    items as negatives (tested), from one [P, n] matrix and a fused cross-entropy instead of a
+    separate positive column, a concatenation and a logsumexp (fewer [P, n] temporaries)."""
+    logits = q @ F.normalize(item_embeddings[1:], dim=-1, eps=1e-6).T
+    target = positive_ids - 1
+    if negative_mask is not None:  # seen items out of the softmax, never the target itself
+        drop = negative_mask.scatter(1, target[:, None], False)
+        logits.masked_fill_(drop, float("-inf"))  # in place: mm's backward does not need it
+    return -F.cross_entropy(logits, target, reduction="none")
