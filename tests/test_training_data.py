@@ -50,6 +50,7 @@ def test_train_batch_is_left_padded_and_shifted():
     assert b["target_ids"].tolist() == [[4, 5], [0, 3]]
     assert b["target_index"].tolist() == [[1, 2], [-1, 6]]
     assert b["timestamps"].tolist() == [[10, 20], [0, 5]]
+    assert b["decision_ts"].tolist() == [[20, 30], [0, 6]]  # each target's own time
 
 
 def test_eval_batch_windows_and_seen_items():
@@ -60,6 +61,9 @@ def test_eval_batch_windows_and_seen_items():
     assert b["target_ids"].tolist() == [1, 5]
     assert b["seen_rows"].tolist() == [0, 0, 0, 0, 1, 1]
     assert b["seen_items"].tolist() == [3, 4, 5, 2, 3, 4]
+    # The history shifted by one: the last query time is the target's (the request time).
+    assert b["timestamps"].tolist() == [[20, 30, 40], [0, 10, 20]]
+    assert b["decision_ts"].tolist() == [[30, 40, 50], [0, 20, 30]]
 
 
 def test_windows_cover_every_train_target_once():

@@ -15,9 +15,10 @@ from training.toy import toy_sequences
 KINDS = ["hstu", "sasrec"]
 
 
-def encoder(kind: str, max_len: int = 10) -> SequenceEncoder:
+def encoder(kind: str, max_len: int = 10, query_time: str = "own") -> SequenceEncoder:
     torch.manual_seed(0)
-    cfg = ModelConfig(kind=kind, d_model=16, n_blocks=2, n_heads=2, max_len=max_len, dropout=0.0)
+    cfg = ModelConfig(kind=kind, d_model=16, n_blocks=2, n_heads=2, max_len=max_len, dropout=0.0,
+                      query_time=query_time)  # fmt: skip
     return SequenceEncoder(30, cfg).eval()
 
 
@@ -41,6 +42,33 @@ def test_later_items_never_change_earlier_outputs(kind):
             h2 = m(ids2, ts2)
             assert torch.allclose(h[:, :j], h2[:, :j], atol=1e-6)
             assert not torch.allclose(h[:, j], h2[:, j], atol=1e-4)
+
+
+def next_times(ts: torch.Tensor, request: torch.Tensor) -> torch.Tensor:
+    """Each position's query time: the next event's, the request's for the last position."""
+    return torch.cat([ts[:, 1:], request[:, None]], dim=1)
+
+
+def test_query_times_reach_only_their_own_position():
+    # "decision": position i decides at t_(i+1), so its output may depend on when the next event
+    # happens, never on which item it is; the request time moves the last position only.
+    m, (ids, ts) = encoder("hstu", query_time="decision"), inputs()
+    qt = next_times(ts, ts[:, -1] + 60)
+    with torch.no_grad():
+        h = m(ids, ts, qt)
+        for j in (4, 7, 9):
+            ids2, ts2 = ids.clone(), ts.clone()
+            ids2[:, j] = ids2[:, j] % 30 + 1
+            ts2[:, j + 1 :] += 10**6
+            h2 = m(ids2, ts2, next_times(ts2, qt[:, -1] + (10**6 if j < 9 else 0)))
+            assert torch.allclose(h[:, :j], h2[:, :j], atol=1e-6)
+        later = m(ids, ts, next_times(ts, ts[:, -1] + 10**7))
+        assert torch.allclose(h[:, :-1], later[:, :-1], atol=1e-6)
+        assert not torch.allclose(h[:, -1], later[:, -1], atol=1e-4)
+        assert torch.allclose(m(ids, ts), m(ids, ts, ts), atol=1e-6)  # none given: own times
+    own = encoder("hstu")
+    with torch.no_grad():  # "own" ignores query times
+        assert torch.allclose(own(ids, ts), own(ids, ts, qt), atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from training.data import build_dataset
 from training.evaluate import evaluate
 from training.models import SequenceEncoder
 from training.pretrain import load_checkpoint, pretrain
+from training.pretrain_stage import PretrainSettings
 from training.toy import toy_sequences
 
 MCFG = ModelConfig(kind="hstu", d_model=16, n_blocks=1, n_heads=2, max_len=8, dropout=0.2)
@@ -30,9 +33,11 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize(("query_time", "ema_decay"), [("own", 0.0), ("decision", 0.9)])
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, query_time, ema_decay):
     quiet = lambda s: None  # noqa: E731
-    full = pretrain(data(), MCFG, TCFG, tmp_path / "full", log=quiet)
+    mcfg, tcfg = replace(MCFG, query_time=query_time), replace(TCFG, ema_decay=ema_decay)
+    full = pretrain(data(), mcfg, tcfg, tmp_path / "full", log=quiet)
 
     def kill_after_epoch_2(epoch, row):
         if epoch == 2:
@@ -40,16 +45,38 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
     with pytest.raises(Killed):
         pretrain(
-            data(), MCFG, TCFG, tmp_path / "resumed", log=quiet, on_epoch_end=kill_after_epoch_2
+            data(), mcfg, tcfg, tmp_path / "resumed", log=quiet, on_epoch_end=kill_after_epoch_2
         )
     seen = []
-    resumed = pretrain(data(), MCFG, TCFG, tmp_path / "resumed", log=quiet,
+    resumed = pretrain(data(), mcfg, tcfg, tmp_path / "resumed", log=quiet,
                        on_epoch_end=lambda e, row: seen.append(e))  # fmt: skip
     assert seen == [3, 4]  # only the missing epochs ran
     assert same(full.final_state, resumed.final_state)
     assert same(full.best_state, resumed.best_state)
     assert full.best_epoch == resumed.best_epoch
     assert [r["loss"] for r in full.history] == [r["loss"] for r in resumed.history]
+
+
+def test_moving_average_of_the_weights_is_what_is_validated_and_kept(tmp_path):
+    quiet = lambda s: None  # noqa: E731
+    cfg = replace(TCFG, epochs=3)
+    plain = pretrain(data(), MCFG, cfg, log=quiet)
+    # A decay of ~0 averages nothing: the same run, epoch for epoch.
+    instant = pretrain(data(), MCFG, replace(cfg, ema_decay=1e-12), log=quiet)
+    assert [r["valid_ndcg@10"] for r in plain.history] == pytest.approx(
+        [r["valid_ndcg@10"] for r in instant.history], abs=1e-6
+    )
+    # A real average: training is untouched (same losses and final raw weights), while the
+    # kept best weights are the average's, which differ from the raw weights.
+    ema = pretrain(data(), MCFG, replace(cfg, ema_decay=0.9), tmp_path, log=quiet)
+    assert [r["loss"] for r in ema.history] == [r["loss"] for r in plain.history]
+    assert same(ema.final_state, plain.final_state)
+    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert same(last["model"], ema.final_state) and not same(last["ema"], ema.final_state)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)["model"]
+    assert same(best, ema.best_state)
+    if ema.best_epoch == cfg.epochs:
+        assert same(best, last["ema"])
 
 
 def test_load_checkpoint_round_trip(tmp_path):
@@ -93,3 +120,14 @@ def test_length_buckets_cover_every_window_once_with_less_padding():
     assert [b.tolist() for b in bucketed] == [
         b.tolist() for b in batch_rows(d, cfg, np.random.default_rng(0))
     ]  # same seed, same batches (resume stays exact)
+
+
+def test_stage_settings_carry_the_tuned_options_and_refuse_a_bad_query_time():
+    s = PretrainSettings(query_time="decision", ema_decay=0.99)
+    assert s.model_config("hstu").query_time == "decision"
+    assert s.train_config(seed=1).ema_decay == 0.99
+    assert PretrainSettings().model_config("hstu").query_time == ModelConfig().query_time
+    with pytest.raises(ValueError, match="query_time"):
+        PretrainSettings(query_time="next").model_config("hstu")
+    with pytest.raises(ValueError, match="logits_matmul"):
+        PretrainSettings(logits_matmul="float16").train_config(seed=0)

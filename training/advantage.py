@@ -69,7 +69,6 @@ def training_batch(data: SequenceData, rows: np.ndarray) -> dict[str, Any]:
     ev, tgt = data.events, b["target_index"]
     at = np.maximum(tgt, 0)
     b["user_ids"] = torch.from_numpy(ev.users[ev.row_of_event[data.windows.starts[rows]]])
-    b["decision_ts"] = torch.from_numpy(np.where(tgt >= 0, ev.timestamps[at], 0.0))
     b["rewards"] = torch.from_numpy(np.where(tgt >= 0, ev.rewards[at], np.nan).astype(np.float32))
     return b
 
@@ -143,7 +142,7 @@ def compute_advantages(
             logged = reward_model.score_items(*x, tgt)
         mean_a, std_a = ensemble_mean_std(logged)  # the logged action's: always kept
         r[..., PAD] = 0.0  # the padding column is meaningless (and has probability 0)
-        h = policy(b["item_ids"], b["timestamps"])
+        h = policy(b["item_ids"], b["timestamps"], b["decision_ts"])
         # float32 throughout: the [B, L, N] passes are memory-bound, and float64 doubled their
         # cost; V's error stays ~1e-6 (vecdot reduces pairwise), far below any advantage.
         pi = torch.softmax(catalogue_logits(h, policy.item_embeddings(), temperature), dim=-1)

@@ -47,7 +47,7 @@ def sampled_nll(
     """Pretraining's sampled-softmax NLL of the batch's targets, optionally weighted per target
     (weights divided by their sum when cfg.self_normalise, else by the number of targets)."""
     cfg, mask = ctx.cfg, supervised(batch)
-    h = model(batch["item_ids"], batch["timestamps"])
+    h = model(batch["item_ids"], batch["timestamps"], batch["decision_ts"])
     targets = batch["target_ids"][mask]
     negs = sample_negatives(targets, ctx.n_items, cfg.num_negatives, generator=ctx.generator)
     drop = seen_negatives(batch["item_ids"], negs)[mask] if cfg.mask_seen_negatives else None

@@ -73,9 +73,8 @@ def batch_recommendations(
     ev = data.events
     starts, ends = ev.offsets[:-1], ev.offsets[1:]
     last_ts = np.where(ends > starts, ev.timestamps[np.maximum(ends - 1, 0)], -np.inf)
-    active = np.flatnonzero(
-        (ends > starts) & (last_ts >= np.nanmax(ev.timestamps) - active_days * DAY)
-    )
+    as_of = float(np.nanmax(ev.timestamps))  # the newest event: when these recs are asked for
+    active = np.flatnonzero((ends > starts) & (last_ts >= as_of - active_days * DAY))
     users = np.asarray(sequences.column("user_id").to_pylist(), dtype=object)
     item_ids = np.asarray([""] + vocab.items.ids, dtype=object)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -87,7 +86,11 @@ def batch_recommendations(
         idx = np.where(idx >= s[:, None], idx, -1)  # right-aligned, -1 = padding
         hist = torch.from_numpy(np.where(idx >= 0, ev.items[np.maximum(idx, 0)], PAD))
         ts = torch.from_numpy(np.where(idx >= 0, ev.timestamps[np.maximum(idx, 0)], 0.0))
-        sc = catalogue_scores(policy, hist, ts)
+        # Decision times: the next event's, and for the newest position the request's (as_of).
+        nxt = np.minimum(idx + 1, len(ev.timestamps) - 1)
+        decided = np.where((idx >= 0) & (idx + 1 < e[:, None]), ev.timestamps[nxt], 0.0)
+        decided[:, -1] = as_of
+        sc = catalogue_scores(policy, hist, ts, torch.from_numpy(decided))
         sc[:, PAD] = float("-inf")
         # Every item the user ever saw is excluded, not only those in the model's window.
         flat = np.concatenate([np.arange(a, b) for a, b in zip(s, e, strict=True)])

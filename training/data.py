@@ -157,6 +157,8 @@ class SequenceData:
             "item_ids": torch.from_numpy(_gather(ev.items, inp, PAD)),
             "timestamps": torch.from_numpy(_gather(ev.timestamps, inp, 0.0)),
             "target_ids": torch.from_numpy(_gather(ev.items, tgt, PAD)),
+            # When each position's decision is made: its target's time (padding: 0).
+            "decision_ts": torch.from_numpy(_gather(ev.timestamps, tgt, 0.0)),
             "target_index": tgt,  # flat event index of each target, -1 = padding (for weights)
         }
 
@@ -172,6 +174,10 @@ class SequenceData:
             "item_ids": torch.from_numpy(_gather(ev.items, idx, PAD)),
             "timestamps": torch.from_numpy(_gather(ev.timestamps, idx, 0.0)),
             "target_ids": torch.from_numpy(ev.items[t]),
+            # The history shifted by one: the last decision is made at the target's time.
+            "decision_ts": torch.from_numpy(
+                _gather(ev.timestamps, np.where(idx >= 0, idx + 1, -1), 0.0)
+            ),
             "seen_rows": torch.from_numpy(which),
             "seen_items": torch.from_numpy(ev.items[flat]),
         }

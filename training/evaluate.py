@@ -56,7 +56,7 @@ def model_ranks(
     items = F.normalize(model.item_embeddings(), dim=-1, eps=1e-6)
 
     def score(b: dict) -> torch.Tensor:
-        h = model(b["item_ids"], b["timestamps"])[:, -1]
+        h = model(b["item_ids"], b["timestamps"], b["decision_ts"])[:, -1]
         return F.normalize(h, dim=-1, eps=1e-6) @ items.T
 
     ranks = _ranks(data, split, score, batch_size)

@@ -66,6 +66,7 @@ def sampled_softmax_loss(
     supervision_weights: torch.Tensor | None = None,
     negative_mask: torch.Tensor | None = None,
     normalise: str = "count",
+    matmul_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """query [P, d] hidden states at supervised positions, positive_ids [P], negative_ids [K].
 
@@ -73,13 +74,17 @@ def sampled_softmax_loss(
     and so is every (position, negative) pair where `negative_mask` [P, K] is True. With weights,
     `normalise="count"` divides by P and `"weights"` by sum(w) (self-normalised, as A-SFT's
     per-batch option: only the direction of the step changes, not its size).
+
+    `matmul_dtype=torch.bfloat16` computes the full-softmax [P, n] logits' matmul (forward and
+    backward) in bfloat16, everything else in float32: about 4x faster matmuls on CPUs with
+    AVX512-BF16 or AMX, logits rounded to ~3 significant digits.
     """
     if normalise not in ("count", "weights"):
         raise ValueError(f"normalise must be 'count' or 'weights', got {normalise!r}")
     # 1/temperature folded into the [P, d] queries: one division instead of one per [P, K] logit.
     q = F.normalize(query, dim=-1, eps=1e-6) / temperature
     if _is_whole_catalogue(negative_ids, item_embeddings):
-        logp = _full_softmax_logp(q, positive_ids, item_embeddings, negative_mask)
+        logp = _full_softmax_logp(q, positive_ids, item_embeddings, negative_mask, matmul_dtype)
     else:
         pos = F.normalize(item_embeddings[positive_ids], dim=-1, eps=1e-6)
         neg = F.normalize(item_embeddings[negative_ids], dim=-1, eps=1e-6)
@@ -110,11 +115,13 @@ def _full_softmax_logp(
     positive_ids: torch.Tensor,
     item_embeddings: torch.Tensor,
     negative_mask: torch.Tensor | None,
+    matmul_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """log softmax of the target over every item: the same value as the sampled path with all
     items as negatives (tested), from one [P, n] matrix and a fused cross-entropy instead of a
     separate positive column, a concatenation and a logsumexp (fewer [P, n] temporaries)."""
-    logits = q @ F.normalize(item_embeddings[1:], dim=-1, eps=1e-6).T
+    items = F.normalize(item_embeddings[1:], dim=-1, eps=1e-6)
+    logits = (q.to(matmul_dtype) @ items.to(matmul_dtype).T).float()
     target = positive_ids - 1
     if negative_mask is not None:  # seen items out of the softmax, never the target itself
         drop = negative_mask.scatter(1, target[:, None], False)

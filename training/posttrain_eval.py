@@ -101,9 +101,15 @@ def ranking_metrics(
 
 
 @torch.no_grad()
-def catalogue_scores(policy: SequenceEncoder, item_ids: torch.Tensor, ts: torch.Tensor):
-    """[B, n_items + 1] cosine scores of every item after each history (evaluate.py's scoring)."""
-    h = F.normalize(policy(item_ids, ts)[:, -1], dim=-1, eps=1e-6)
+def catalogue_scores(
+    policy: SequenceEncoder,
+    item_ids: torch.Tensor,
+    ts: torch.Tensor,
+    decision_ts: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """[B, n_items + 1] cosine scores of every item after each history (evaluate.py's scoring);
+    `decision_ts` [B, L] as in `SequenceEncoder.forward`."""
+    h = F.normalize(policy(item_ids, ts, decision_ts)[:, -1], dim=-1, eps=1e-6)
     return h @ F.normalize(policy.item_embeddings(), dim=-1, eps=1e-6).T
 
 
@@ -138,7 +144,7 @@ def policy_view(
     log_probs = torch.empty(len(s), data.n_items)
     for rows in _batches(len(s), batch_size):
         b = data.eval_batch(s, rows)
-        scores = catalogue_scores(policy, b["item_ids"], b["timestamps"])
+        scores = catalogue_scores(policy, b["item_ids"], b["timestamps"], b["decision_ts"])
         log_probs[rows] = F.log_softmax(scores[:, 1:] / temperature, dim=1)
         val, idx = _mask_seen(scores, b).topk(min(k, scores.shape[1]), dim=1)
         slates[rows, : idx.shape[1]] = torch.where(torch.isfinite(val), idx, PAD).numpy()
@@ -162,11 +168,13 @@ def state_inputs(data: SequenceData, split: Split, rows: np.ndarray) -> dict[str
     """What a `CatalogueRewardModel` needs for states `rows` of `split`: right-aligned history,
     user ids and decision times (the next event's time; the target's at the last position)."""
     b = data.eval_batch(split, rows)
-    ts = b["timestamps"]
-    target_ts = torch.from_numpy(data.events.timestamps[split.ends[rows]])
-    decision = torch.cat([ts[:, 1:], target_ts[:, None]], dim=1)
     users = torch.from_numpy(data.events.users[_rows_of(data, split)[rows]].astype(np.int64))
-    return {"item_ids": b["item_ids"], "timestamps": ts, "user_ids": users, "decision_ts": decision}
+    return {
+        "item_ids": b["item_ids"],
+        "timestamps": b["timestamps"],
+        "user_ids": users,
+        "decision_ts": b["decision_ts"],
+    }
 
 
 @torch.no_grad()

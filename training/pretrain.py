@@ -17,6 +17,7 @@ is the plain single-process path, operation for operation.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import time
@@ -162,15 +163,16 @@ def train_epoch(
                 b = data.train_batch(local)
                 mask = b["target_ids"] != PAD
         if b is not None:
-            h = model(b["item_ids"], b["timestamps"])
+            h = model(b["item_ids"], b["timestamps"], b["decision_ts"])
             targets = b["target_ids"][mask]
             w = None
             if event_weights is not None:
                 w = event_weights[torch.from_numpy(b["target_index"])[mask]]
             drop = seen_negatives(b["item_ids"], negs)[mask] if cfg.mask_seen_negatives else None
             loss = sampled_softmax_loss(
-                h[mask], targets, encoder.item_embeddings(), negs, cfg.temperature, w, drop
-            )
+                h[mask], targets, encoder.item_embeddings(), negs, cfg.temperature, w, drop,
+                matmul_dtype=getattr(torch, cfg.logits_matmul),
+            )  # fmt: skip
             if shard.world > 1:
                 loss = loss * (int(mask.sum()) / p_global) * shard.world
         optimizer.zero_grad(set_to_none=True)
@@ -239,6 +241,12 @@ def fit(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
     )
     weights = None if event_weights is None else torch.as_tensor(event_weights, dtype=torch.float32)
+    # `scored`: the weights validation scores and best.pt keeps: the model itself, or with
+    # ema_decay > 0 a copy holding the moving average of its weights.
+    scored = model
+    if cfg.ema_decay > 0:
+        scored = copy.deepcopy(model)
+        opt.register_step_post_hook(lambda *_: _ema_update(scored, model, cfg.ema_decay))
     st = _State()
     best_state = _clone(model.state_dict())
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -252,6 +260,8 @@ def fit(
             _check_same_run(ck, mcfg, cfg, data.n_items)
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
+            if scored is not model:
+                scored.load_state_dict(ck["ema"])
             st = _State(**ck["state"])
             torch.set_rng_state(ck["rng"]["torch"])
             np.random.set_state(ck["rng"]["numpy"])
@@ -278,7 +288,7 @@ def fit(
         if st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs:
             score = float("nan")
             if shard.main:
-                valid = evaluate(model, data, "valid", batch_size=cfg.eval_batch_size)
+                valid = evaluate(scored, data, "valid", batch_size=cfg.eval_batch_size)
                 row.update({f"valid_{k}": v for k, v in valid.items()})
                 score = valid["ndcg@10"] if len(data.valid) else float(st.epoch)  # no valid: latest
             if shard.world > 1:
@@ -286,7 +296,7 @@ def fit(
             improved = score > st.best_metric
             if improved:
                 st.best_metric, st.best_epoch, st.bad_epochs = score, st.epoch, 0
-                best_state = _clone(model.state_dict())
+                best_state = _clone(scored.state_dict())
             else:
                 st.bad_epochs += 1
                 st.stopped = st.bad_epochs >= cfg.patience
@@ -294,7 +304,7 @@ def fit(
         st.train_seconds += row["seconds"]
         st.history.append(row)
         if ckdir is not None and shard.main:
-            _save(ckdir, model, opt, st, mcfg, cfg, data, improved, row)
+            _save(ckdir, model, scored, opt, st, mcfg, cfg, data, improved, row)
         say(
             f"epoch {st.epoch}: loss {loss:.4f}"
             + (f" valid ndcg@10 {row['valid_ndcg@10']:.4f}" if "valid_ndcg@10" in row else "")
@@ -303,6 +313,12 @@ def fit(
         if on_epoch_end is not None:
             on_epoch_end(st.epoch, row)
     return model, best_state, st
+
+
+@torch.no_grad()
+def _ema_update(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for a, p in zip(average.parameters(), model.parameters(), strict=True):
+        a.lerp_(p, 1.0 - decay)
 
 
 def _sum_over_ranks(x: float) -> float:
@@ -375,6 +391,7 @@ def result_from_checkpoint(
 def _save(
     ckdir: Path,
     model: SequenceEncoder,
+    scored: SequenceEncoder,
     opt: torch.optim.Optimizer,
     st: _State,
     mcfg: ModelConfig,
@@ -390,7 +407,7 @@ def _save(
         "vocab": data.vocab.to_dict(),
     }
     if improved:  # written before last.pt, so last.pt never points past a missing best.pt
-        best = {"model": model.state_dict(), "epoch": st.epoch, "valid_metrics": row, **common}
+        best = {"model": scored.state_dict(), "epoch": st.epoch, "valid_metrics": row, **common}
         _atomic_save(best, ckdir / "best.pt")
     rng = {
         "torch": torch.get_rng_state(),
@@ -399,6 +416,7 @@ def _save(
     }
     last = {
         "model": model.state_dict(),
+        **({"ema": scored.state_dict()} if scored is not model else {}),
         "optimizer": opt.state_dict(),
         "state": vars(st),
         "rng": rng,

@@ -59,7 +59,10 @@ class PretrainSettings:
     num_negatives: int | None = None
     temperature: float | None = None
     lr: float | None = None
+    ema_decay: float | None = None
+    logits_matmul: str | None = None  # "float32" | "bfloat16" (TrainConfig.logits_matmul)
     dropout: float | None = None  # None = the ModelConfig default
+    query_time: str | None = None  # HSTU's time-gap query, "own" | "decision" (None = default)
     # > 1: every training run goes under `torchrun --standalone --nproc_per_node N` (DDP, gloo,
     # CPU), the global batch split across the processes; 1 = one process, in this one.
     ddp_processes: int = 1
@@ -75,6 +78,8 @@ class PretrainSettings:
         cfg = replace(base, kind=kind)
         if self.dropout is not None:
             cfg = replace(cfg, dropout=self.dropout)
+        if self.query_time is not None:
+            cfg = replace(cfg, query_time=self.query_time)
         return replace(cfg, max_len=self.max_len) if self.max_len else cfg
 
     def train_config(self, seed: int) -> TrainConfig:
@@ -83,7 +88,7 @@ class PretrainSettings:
             overrides["epochs"] = self.epochs
         if self.patience is not None:
             overrides["patience"] = self.patience
-        for name in ("num_negatives", "temperature", "lr"):
+        for name in ("num_negatives", "temperature", "lr", "ema_decay", "logits_matmul"):
             if getattr(self, name) is not None:
                 overrides[name] = getattr(self, name)
         return replace(TrainConfig(), **overrides)

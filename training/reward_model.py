@@ -249,9 +249,14 @@ class RewardEnsemble(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     @torch.no_grad()
-    def encode(self, item_ids: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
-        """[B, L] history -> [B, L, d] frozen states."""
-        return self.encoder(item_ids, timestamps)
+    def encode(
+        self,
+        item_ids: torch.Tensor,
+        timestamps: torch.Tensor,
+        decision_ts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """[B, L] history -> [B, L, d] frozen states (`decision_ts` as in the encoder)."""
+        return self.encoder(item_ids, timestamps, decision_ts)
 
     def day_index(self, ts: torch.Tensor | np.ndarray) -> torch.Tensor:
         ts = ts.numpy() if isinstance(ts, torch.Tensor) else ts
@@ -309,7 +314,7 @@ class RewardEnsemble(nn.Module):
         members' logits z [K, n, N+1] of every catalogue item after them. One bmm per day: the
         dot, both tower biases and the member bias are folded into augmented factors."""
         B, L = item_ids.shape
-        h = self.encode(item_ids, timestamps).reshape(B * L, -1)
+        h = self.encode(item_ids, timestamps, decision_ts).reshape(B * L, -1)
         day = self.day_index(decision_ts.reshape(-1))
         users = user_ids[:, None].expand(B, L).reshape(-1)
         g = self.state_out(h, self._user_tab[day, users])  # [K, BL, m+1]
@@ -388,7 +393,11 @@ class RewardEnsemble(nn.Module):
     ) -> torch.Tensor:
         """[K, B, L, C] rewards of `candidates` [B, L, C] (dense item ids) after each position."""
         B, L, C = candidates.shape
-        h = self.encode(item_ids, timestamps)[:, :, None].expand(B, L, C, -1).reshape(B * L * C, -1)
+        h = (
+            self.encode(item_ids, timestamps, decision_ts)[:, :, None]
+            .expand(B, L, C, -1)
+            .reshape(B * L * C, -1)
+        )
         users = user_ids[:, None, None].expand(B, L, C).reshape(-1)
         ts = decision_ts[:, :, None].expand(B, L, C).reshape(-1).numpy()
         r = self.score_pairs(h, users, candidates.reshape(-1), ts)

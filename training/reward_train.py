@@ -100,7 +100,7 @@ def train_targets(
         ok[ok] = np.isfinite(data.events.rewards[tgt[ok]])
         if not ok.any():
             continue
-        h = encoder(b["item_ids"], b["timestamps"])
+        h = encoder(b["item_ids"], b["timestamps"], b["decision_ts"])
         hs.append(h[torch.from_numpy(ok)])
         idxs.append(tgt[ok])
     if not idxs:
@@ -159,7 +159,8 @@ def split_targets(
         pad = idx < wl[:, None]
         items = np.where(pad, PAD, ev.items[np.maximum(idx, 0)])
         times = np.where(pad, 0.0, ev.timestamps[np.maximum(idx, 0)])
-        h = encoder(torch.from_numpy(items), torch.from_numpy(times))
+        decided = np.where(pad, 0.0, ev.timestamps[np.maximum(idx + 1, 0)])  # idx + 1 <= wh
+        h = encoder(torch.from_numpy(items), torch.from_numpy(times), torch.from_numpy(decided))
         # Target at event j reads the state after event j - 1: column width - (wh - (j - 1)).
         pos = np.flatnonzero(np.isin(key, w))
         local = np.searchsorted(w, key[pos])

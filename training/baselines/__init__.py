@@ -76,7 +76,7 @@ def state_log_probs(
     """[P, n_items + 1] log pi(a|s) over the whole catalogue for the P supervised positions, or
     only for `states` (indices among them): log_softmax of cos / temperature, the pretraining
     scoring; the padding column is -inf."""
-    h = model(batch["item_ids"], batch["timestamps"])[supervised(batch)]
+    h = model(batch["item_ids"], batch["timestamps"], batch["decision_ts"])[supervised(batch)]
     if states is not None:
         h = h[states]
     return torch.log_softmax(catalogue_logits(h, model.item_embeddings(), temperature), dim=-1)

@@ -31,7 +31,7 @@ def cql_loss(
 
 def step(model: SequenceEncoder, batch: dict[str, Any], ctx: StepContext, update: Update) -> dict:
     mask = supervised(batch)
-    h = model(batch["item_ids"], batch["timestamps"])[mask]
+    h = model(batch["item_ids"], batch["timestamps"], batch["decision_ts"])[mask]
     q = catalogue_logits(h, model.item_embeddings(), ctx.cfg.temperature)
     loss = cql_loss(q, batch["target_ids"][mask], batch["rewards"][mask], ctx.cfg.beta)
     update(loss)

@@ -40,7 +40,14 @@ class SequenceEncoder(nn.Module):
         """[n_items + 1, d] the shared table (row 0 = padding)."""
         return self.item_emb.weight
 
-    def forward(self, item_ids: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        item_ids: torch.Tensor,
+        timestamps: torch.Tensor,
+        decision_ts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`decision_ts` [B, L]: when each position's decision is made, i.e. the time of the event
+        it predicts (used by HSTU when `cfg.query_time == "decision"`; None = own times)."""
         B, L = item_ids.shape
         if L > self.cfg.max_len:
             raise ValueError(f"sequence length {L} > max_len {self.cfg.max_len}")
@@ -51,9 +58,10 @@ class SequenceEncoder(nn.Module):
         # Causal, real keys only; the diagonal stays open so padded rows never softmax over nothing.
         eye = torch.eye(L, dtype=torch.bool)
         mask = torch.tril(torch.ones(L, L, dtype=torch.bool))[None] & (valid[:, None, :] | eye)
-        buckets = (
-            time_buckets(timestamps, self.cfg.num_time_buckets) if self.cfg.kind == "hstu" else None
-        )
+        buckets = None
+        if self.cfg.kind == "hstu":
+            qt = decision_ts if self.cfg.query_time == "decision" else None
+            buckets = time_buckets(timestamps, self.cfg.num_time_buckets, qt)
         for blk in self.blocks:
             x = blk(x, mask, buckets)
         return self.norm(x)

@@ -15,14 +15,17 @@ from torch import nn
 from training.config import ModelConfig
 
 
-def time_buckets(timestamps: torch.Tensor, num_buckets: int) -> torch.Tensor:
-    """[B, L, L] bucket of log|t_i - t_j| (as in the HSTU repo: log(max(|dt|, 1)) / 0.301).
+def time_buckets(
+    timestamps: torch.Tensor, num_buckets: int, decision_ts: torch.Tensor | None = None
+) -> torch.Tensor:
+    """[B, L, L] bucket of log|q_i - t_j| (as in the HSTU repo: log(max(|dt|, 1)) / 0.301).
 
-    Uses the query's own timestamp t_i, not the next event's as Meta's code does, so position i
-    depends on nothing after event i.
+    q = `decision_ts` (when each position's prediction is asked for: the next event's time, as
+    in Meta's code) or, when None, the positions' own timestamps t.
     """
     ts = timestamps.to(torch.float64)  # epoch seconds do not fit float32 exactly
-    gap = (ts[:, :, None] - ts[:, None, :]).abs().clamp(min=1.0)
+    qs = ts if decision_ts is None else decision_ts.to(torch.float64)
+    gap = (qs[:, :, None] - ts[:, None, :]).abs().clamp(min=1.0)
     return (torch.log(gap) / 0.301).long().clamp(0, num_buckets)
 
 
