@@ -131,3 +131,14 @@ def test_stage_settings_carry_the_tuned_options_and_refuse_a_bad_query_time():
         PretrainSettings(query_time="next").model_config("hstu")
     with pytest.raises(ValueError, match="logits_matmul"):
         PretrainSettings(logits_matmul="float16").train_config(seed=0)
+
+
+def test_bf16_logits_fall_back_to_float32_where_the_cpu_lacks_bf16(monkeypatch):
+    import training.pretrain as pretrain_module
+
+    cfg = replace(TCFG, logits_matmul="bfloat16")
+    assert pretrain_module.logits_dtype(TCFG) == torch.float32
+    monkeypatch.setattr(pretrain_module, "bf16_matmul_is_native", lambda: False)
+    assert pretrain_module.logits_dtype(cfg) == torch.float32
+    monkeypatch.setattr(pretrain_module, "bf16_matmul_is_native", lambda: True)
+    assert pretrain_module.logits_dtype(cfg) == torch.bfloat16

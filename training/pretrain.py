@@ -100,6 +100,19 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
 
 
+def bf16_matmul_is_native() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX); emulated, it is slower
+    than float32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def logits_dtype(cfg: TrainConfig) -> torch.dtype:
+    """`cfg.logits_matmul`, except that bfloat16 falls back to float32 where it is not native."""
+    if cfg.logits_matmul == "bfloat16" and bf16_matmul_is_native():
+        return torch.bfloat16
+    return torch.float32
+
+
 def batch_rows(data: SequenceData, cfg: TrainConfig, rng: np.random.Generator) -> list[np.ndarray]:
     """The epoch's batches of window indices: a random order, cut every `batch_size`.
 
@@ -171,7 +184,7 @@ def train_epoch(
             drop = seen_negatives(b["item_ids"], negs)[mask] if cfg.mask_seen_negatives else None
             loss = sampled_softmax_loss(
                 h[mask], targets, encoder.item_embeddings(), negs, cfg.temperature, w, drop,
-                matmul_dtype=getattr(torch, cfg.logits_matmul),
+                matmul_dtype=logits_dtype(cfg),
             )  # fmt: skip
             if shard.world > 1:
                 loss = loss * (int(mask.sum()) / p_global) * shard.world
@@ -274,6 +287,8 @@ def fit(
         f"{data.summary()}, threads={torch.get_num_threads()}"
         + (f", {shard.world} DDP processes (gloo)" if shard.world > 1 else "")
     )
+    if cfg.logits_matmul == "bfloat16" and logits_dtype(cfg) != torch.bfloat16:
+        say("logits_matmul bfloat16: this CPU has no native bf16 matmul; float32 is used")
     # Wrapped after loading: DDP broadcasts rank 0's weights, and every rank loaded the same.
     net: torch.nn.Module = DDP(model) if shard.world > 1 else model
 
