@@ -67,8 +67,8 @@ class TrainConfig:
     in_batch_negatives: int = 0  # other positions' targets used as negatives (0 = none)
     temperature: float = 0.1
     # "bfloat16": the full softmax's logits matmul in bfloat16 (losses.sampled_softmax_loss):
-    # ~25% less time per ML-100K epoch on a CPU with AVX512-BF16; much slower where the CPU
-    # lacks bf16 instructions, hence opt-in.
+    # 10% less time per ML-100K epoch on 2 threads, 21% on one (benchmarks/logits_matmul.py), on
+    # a CPU with AVX512-BF16; float32 is used where the CPU lacks native bf16. Opt-in.
     logits_matmul: Literal["float32", "bfloat16"] = "float32"
     mask_seen_negatives: bool = True  # drop negatives the user already saw (eval excludes them)
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping

@@ -159,6 +159,7 @@ def train_epoch(
     torch.manual_seed(seed + shard.rank)  # dropout: per rank
     gen = torch.Generator().manual_seed(seed)  # negatives: the same on every rank
     encoder = model.module if isinstance(model, DDP) else model
+    matmul_dtype = logits_dtype(cfg)  # probes the CPU: once per epoch, not per batch
     losses = []
     for rows in batch_rows(data, cfg, np.random.default_rng(seed)):
         b = data.train_batch(rows)
@@ -184,7 +185,7 @@ def train_epoch(
             drop = seen_negatives(b["item_ids"], negs)[mask] if cfg.mask_seen_negatives else None
             loss = sampled_softmax_loss(
                 h[mask], targets, encoder.item_embeddings(), negs, cfg.temperature, w, drop,
-                matmul_dtype=logits_dtype(cfg),
+                matmul_dtype=matmul_dtype,
             )  # fmt: skip
             if shard.world > 1:
                 loss = loss * (int(mask.sum()) / p_global) * shard.world
