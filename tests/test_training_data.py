@@ -74,6 +74,16 @@ def test_windows_cover_every_train_target_once():
     assert b["item_ids"].shape == (3, 1)
 
 
+def test_train_batch_carries_the_history_before_each_window():
+    d = build_dataset(table(), max_len=1)
+    b = d.train_batch(np.arange(len(d.windows)))
+    prior = {t: [] for t in b["target_index"][:, -1].tolist()}
+    for row, item in zip(b["prior_rows"].tolist(), b["prior_items"].tolist(), strict=True):
+        prior[int(b["target_index"][row, -1])].append(item)
+    # a's window y -> z saw x before it; a's x -> y and b's y -> x start at the user's first event.
+    assert prior == {1: [], 2: [3], 6: []}
+
+
 def test_temporal_split_sees_full_history():
     d = build_dataset(table(), max_len=10, split="temporal", valid_start=25, test_start=45)
     assert d.train.ends.tolist() == [2, 7, 9]  # events before 25

@@ -8,7 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.losses import ALL_ITEMS, sample_negatives, sampled_softmax_loss, seen_negatives
+from training.losses import (
+    ALL_ITEMS,
+    sample_negatives,
+    sampled_softmax_loss,
+    seen_negatives,
+)
 
 # Item 1 = east, 2 = north, 3 = west (row 0 is padding): cosines with "east" are 1, 0, -1.
 EMB = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0], [-1.0, 0.0]])
@@ -74,6 +79,13 @@ def test_seen_negatives_mask_items_already_in_the_input():
         q, pos, EMB, torch.tensor([2, 3]), 0.5, negative_mask=torch.tensor([[False, True]])
     )
     assert torch.allclose(masked, sampled_softmax_loss(q, pos, EMB, torch.tensor([2]), 0.5))
+
+
+def test_seen_negatives_with_prior_history_mask_every_position():
+    prior = (torch.tensor([0, 1]), torch.tensor([7, 5]))  # row 0 saw 7, row 1 saw 5 earlier
+    seen = seen_negatives(torch.tensor([[0, 3], [0, 0]]), torch.tensor([3, 5, 7]), prior)
+    assert seen[0].tolist() == [[False, False, True], [True, False, True]]
+    assert seen[1].tolist() == [[False, True, False], [False, True, False]]
 
 
 def test_all_items_sentinel_returns_the_whole_catalogue_once():

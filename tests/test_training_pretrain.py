@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from training.config import ModelConfig, TrainConfig
 from training.data import build_dataset
 from training.evaluate import evaluate
 from training.models import SequenceEncoder
-from training.pretrain import load_checkpoint, pretrain
-from training.pretrain_stage import PretrainSettings
+from training.pretrain import load_checkpoint, negative_mask, pretrain, run_key
+from training.pretrain_stage import PretrainSettings, run_pretraining
 from training.toy import toy_sequences
 
 MCFG = ModelConfig(kind="hstu", d_model=16, n_blocks=1, n_heads=2, max_len=8, dropout=0.2)
@@ -131,6 +132,25 @@ def test_stage_settings_carry_the_tuned_options_and_refuse_a_bad_query_time():
         PretrainSettings(query_time="next").model_config("hstu")
     with pytest.raises(ValueError, match="logits_matmul"):
         PretrainSettings(logits_matmul="float16").train_config(seed=0)
+    assert PretrainSettings(seen_scope="history").train_config(seed=0).seen_scope == "history"
+    with pytest.raises(ValueError, match="seen_scope"):
+        PretrainSettings(seen_scope="user").train_config(seed=0)
+
+
+def test_history_scope_masks_every_item_the_user_saw_before_each_target():
+    d = build_dataset(toy_sequences(n_users=6, n_items=15, length=12), max_len=3)
+    rows = np.arange(len(d.windows))
+    b = d.train_batch(rows)
+    negs = torch.arange(1, d.n_items + 1)
+    ev = d.events
+    for scope in ("window", "history"):
+        drop = negative_mask(b, negs, replace(TCFG, seen_scope=scope))
+        for r, i in zip(*np.nonzero(b["target_index"] >= 0), strict=True):
+            t = int(b["target_index"][r, i])
+            start = ev.offsets[np.searchsorted(ev.offsets, t, side="right") - 1]
+            window = set(b["item_ids"][r, : i + 1].tolist()) - {0}
+            expect = set(ev.items[start:t].tolist()) if scope == "history" else window
+            assert set((negs[drop[r, i]]).tolist()) == expect, (scope, r, i)
 
 
 def test_bf16_logits_fall_back_to_float32_where_the_cpu_lacks_bf16(monkeypatch):
@@ -142,3 +162,23 @@ def test_bf16_logits_fall_back_to_float32_where_the_cpu_lacks_bf16(monkeypatch):
     assert pretrain_module.logits_dtype(cfg) == torch.float32
     monkeypatch.setattr(pretrain_module, "bf16_matmul_is_native", lambda: True)
     assert pretrain_module.logits_dtype(cfg) == torch.bfloat16
+
+
+def test_stage_resumes_its_own_run_and_starts_afresh_when_settings_change(tmp_path):
+    """The asset re-run: same settings resume their checkpoint (more epochs allowed); another lr
+    trains in a directory of its own instead of failing on the old checkpoint."""
+    seqs, now = toy_sequences(n_users=20, n_items=15, length=12), datetime(2025, 1, 1, tzinfo=UTC)
+    base = PretrainSettings(splits=("leave_one_out",), policy_split="leave_one_out", epochs=2,
+                            patience=10, max_len=8, num_negatives=16)  # fmt: skip
+    runs = lambda: sorted(p.name for p in (tmp_path / "checkpoints" / "pretrain").iterdir())  # noqa: E731
+    for settings in (base, replace(base, epochs=3), replace(base, lr=1e-2)):
+        lines: list[str] = []
+        run_pretraining(seqs, now, now, settings, tmp_path, "toy", log=lines.append)
+        resumed = [s for s in lines if s.startswith("resumed from")]
+        if settings.lr is None and settings.epochs == 3:
+            assert len(resumed) == 1 and "after epoch 2" in resumed[0] and len(runs()) == 1
+        else:
+            assert not resumed
+    assert len(runs()) == 2
+    assert run_key(MCFG, TCFG) == run_key(MCFG, replace(TCFG, epochs=9, num_threads=2))
+    assert run_key(MCFG, TCFG) != run_key(MCFG, replace(TCFG, seen_scope="history"))

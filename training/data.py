@@ -160,6 +160,18 @@ class SequenceData:
             # When each position's decision is made: its target's time (padding: 0).
             "decision_ts": torch.from_numpy(_gather(ev.timestamps, tgt, 0.0)),
             "target_index": tgt,  # flat event index of each target, -1 = padding (for weights)
+            # The user's events before the window (seen at every position of it), flat: row
+            # `prior_rows[k]` of the batch saw `prior_items[k]`.
+            **self._prior(lo),
+        }
+
+    def _prior(self, lo: np.ndarray) -> dict[str, torch.Tensor]:
+        ev = self.events
+        starts = ev.offsets[np.searchsorted(ev.offsets, lo, side="right") - 1]
+        flat, which = _ranges(starts, lo)
+        return {
+            "prior_rows": torch.from_numpy(which),
+            "prior_items": torch.from_numpy(ev.items[flat]),
         }
 
     def eval_batch(self, split: Split, rows: np.ndarray) -> dict[str, Any]:

@@ -42,8 +42,13 @@ def sample_negatives(
     return torch.cat(negs)
 
 
-def seen_negatives(item_ids: torch.Tensor, negative_ids: torch.Tensor) -> torch.Tensor:
-    """[B, L, K]: True where negative k occurs in row b's inputs at or before position l.
+def seen_negatives(
+    item_ids: torch.Tensor,
+    negative_ids: torch.Tensor,
+    prior: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """[B, L, K]: True where negative k occurs in row b's inputs at or before position l, or
+    (with `prior` = (rows, items)) anywhere in row b's history before its window.
 
     Evaluation excludes items the user already saw, so the model need not spend capacity
     pushing them down: masking them as negatives aligns training with that protocol.
@@ -52,8 +57,12 @@ def seen_negatives(item_ids: torch.Tensor, negative_ids: torch.Tensor) -> torch.
     # [B, L, K]: the same mask at a fraction of the cost.
     B, L = item_ids.shape
     n = int(max(int(item_ids.max()), int(negative_ids.max()))) + 1
+    if prior is not None and prior[1].numel():
+        n = max(n, int(prior[1].max()) + 1)
     pos = torch.arange(L).expand(B, L)
     first = torch.full((B, n), L, dtype=torch.long).scatter_reduce_(1, item_ids, pos, "amin")
+    if prior is not None:
+        first[prior[0], prior[1]] = 0
     return pos[:, :, None] >= first[:, negative_ids][:, None, :]
 
 

@@ -18,6 +18,8 @@ is the plain single-process path, operation for operation.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import random
 import time
@@ -182,7 +184,8 @@ def train_epoch(
             w = None
             if event_weights is not None:
                 w = event_weights[torch.from_numpy(b["target_index"])[mask]]
-            drop = seen_negatives(b["item_ids"], negs)[mask] if cfg.mask_seen_negatives else None
+            drop = negative_mask(b, negs, cfg)
+            drop = None if drop is None else drop[mask]
             loss = sampled_softmax_loss(
                 h[mask], targets, encoder.item_embeddings(), negs, cfg.temperature, w, drop,
                 matmul_dtype=matmul_dtype,
@@ -198,12 +201,39 @@ def train_epoch(
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def negative_mask(b: dict[str, Any], negs: torch.Tensor, cfg: TrainConfig) -> torch.Tensor | None:
+    """[B, L, K] negatives each position leaves out of its softmax (None = none): the items the
+    user saw in the window or, with `seen_scope="history"`, anywhere before the position."""
+    if not cfg.mask_seen_negatives:
+        return None
+    prior = (b["prior_rows"], b["prior_items"]) if cfg.seen_scope == "history" else None
+    return seen_negatives(b["item_ids"], negs, prior)
+
+
+# Settings a resumed run may change: more epochs, another thread count.
+_RESUMABLE = ("epochs", "num_threads")
+
+
+def _resume_identity(cfg: TrainConfig) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in TrainConfig.from_dict(cfg.to_dict()).to_dict().items()
+        if k not in _RESUMABLE
+    }
+
+
+def run_key(model_cfg: ModelConfig, cfg: TrainConfig) -> str:
+    """Short hash of what a checkpoint must match to be resumed: a checkpoint directory named by
+    it resumes the same run and never collides with a run of other settings."""
+    blob = json.dumps([model_cfg.to_dict(), _resume_identity(cfg)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
 def _check_same_run(ck: dict[str, Any], model_cfg: ModelConfig, cfg: TrainConfig, n: int) -> None:
     if ck["model_config"] != model_cfg.to_dict() or ck["n_items"] != n:
         raise ValueError("checkpoint_dir holds a run with another model config or catalogue")
-    saved = {k: v for k, v in ck["train_config"].items() if k not in ("epochs", "num_threads")}
-    now = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "num_threads")}
-    if TrainConfig.from_dict(saved).to_dict() != TrainConfig.from_dict(now).to_dict():
+    # Through from_dict: a checkpoint from before a new option was added reads as its default.
+    if _resume_identity(TrainConfig.from_dict(ck["train_config"])) != _resume_identity(cfg):
         raise ValueError("checkpoint_dir holds a run with another train config")
 
 

@@ -31,7 +31,7 @@ from training.data import SequenceData, Vocab, build_dataset  # noqa: E402
 from training.distributed import launch_pretrain  # noqa: E402
 from training.experiment import METRICS, mean_ci  # noqa: E402
 from training.models import SequenceEncoder  # noqa: E402
-from training.pretrain import PretrainResult, load_checkpoint, pretrain  # noqa: E402
+from training.pretrain import PretrainResult, load_checkpoint, pretrain, run_key  # noqa: E402
 
 EXPERIMENT = "pretrain"
 PROTOCOL = (
@@ -61,6 +61,7 @@ class PretrainSettings:
     lr: float | None = None
     ema_decay: float | None = None
     logits_matmul: str | None = None  # "float32" | "bfloat16" (TrainConfig.logits_matmul)
+    seen_scope: str | None = None  # "window" | "history" (TrainConfig.seen_scope)
     dropout: float | None = None  # None = the ModelConfig default
     query_time: str | None = None  # HSTU's time-gap query, "own" | "decision" (None = default)
     # > 1: every training run goes under `torchrun --standalone --nproc_per_node N` (DDP, gloo,
@@ -88,7 +89,8 @@ class PretrainSettings:
             overrides["epochs"] = self.epochs
         if self.patience is not None:
             overrides["patience"] = self.patience
-        for name in ("num_negatives", "temperature", "lr", "ema_decay", "logits_matmul"):
+        tuned = ("num_negatives", "temperature", "lr", "ema_decay", "logits_matmul", "seen_scope")
+        for name in tuned:
             if getattr(self, name) is not None:
                 overrides[name] = getattr(self, name)
         return replace(TrainConfig(), **overrides)
@@ -193,13 +195,17 @@ def run_pretraining(
         for kind in settings.kinds:
             for seed in settings.seeds:
                 name = f"{kind}-{settings.size}-{split}-seed{seed}"
-                checkpoints = root / "checkpoints" / "pretrain" / f"{name}-{fingerprint}"
+                mcfg, tcfg = settings.model_config(kind), settings.train_config(seed)
+                # Named by data and settings: a re-run resumes its own run; changed settings
+                # (say, a new lr from the launchpad) start a fresh one beside it.
+                run_dir = f"{name}-{fingerprint}-{run_key(mcfg, tcfg)}"
+                checkpoints = root / "checkpoints" / "pretrain" / run_dir
                 run_tags = {"dataset": dataset, "split": split, "kind": kind, **(tags or {})}
                 with start_run(EXPERIMENT, name, tags=run_tags, root=root) as run:
                     result = _train_one(
                         data,
-                        settings.model_config(kind),
-                        settings.train_config(seed),
+                        mcfg,
+                        tcfg,
                         checkpoints,
                         settings.ddp_processes,
                         log,

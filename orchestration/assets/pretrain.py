@@ -37,6 +37,9 @@ class PretrainConfig(dg.Config):
     # "bfloat16": the full softmax's logits matmul in bf16, 10-21% faster per ML-100K epoch on
     # CPUs with AVX512-BF16 (float32 where bf16 is not native); None = the default, float32.
     logits_matmul: str | None = None
+    # Which seen items leave the training softmax: "window" (the training window's inputs) or
+    # "history" (the user's whole history, as evaluation excludes); None = the default, window.
+    seen_scope: str | None = None
     dropout: float | None = None  # None = the ModelConfig default
     # HSTU's time-gap bias measured from each decision's time ("decision": the next event's, at
     # the end the request's, as in Meta's HSTU) or from each event's own ("own"); None = the
@@ -62,6 +65,7 @@ class PretrainConfig(dg.Config):
             lr=self.lr,
             ema_decay=self.ema_decay,
             logits_matmul=self.logits_matmul,
+            seen_scope=self.seen_scope,
             dropout=self.dropout,
             query_time=self.query_time,
             ddp_processes=self.ddp_processes,
