@@ -13,8 +13,6 @@ Writes benchmarks/results/ddp_scaling.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import os
 import tempfile
 import time
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.pretrain_throughput import ML100K, _resolve
+from benchmarks.side_by_side import alternate, round_ratios, save
 from training.config import ModelConfig, TrainConfig
 
 OUT = Path(__file__).resolve().parent / "results" / "ddp_scaling.json"
@@ -62,17 +61,9 @@ def _run(path: str, mcfg: ModelConfig, tcfg: TrainConfig, mode: str, n: int) -> 
 def benchmark(
     path: Path, mcfg: ModelConfig, tcfg: TrainConfig, n: int, rounds: int
 ) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
     load_before = os.getloadavg()
-    for _ in range(rounds):
-        for mode in MODES:
-            with ctx.Pool(1) as pool:
-                runs[mode].append(pool.apply(_run, (str(path), mcfg, tcfg, mode, n)))
-    ratios = [
-        d["seconds_per_epoch"] / t["seconds_per_epoch"]
-        for t, d in zip(runs["threads"], runs["ddp"], strict=True)
-    ]
+    runs = alternate(_run, lambda mode: (str(path), mcfg, tcfg, mode, n), MODES, rounds)
+    ratios = round_ratios(runs, "ddp", "threads", "seconds_per_epoch")
     return {
         "data_path": str(path),
         "model_config": mcfg.to_dict(),
@@ -125,9 +116,7 @@ def main() -> None:
     tcfg = TrainConfig(epochs=a.epochs, patience=a.epochs + 1, ema_decay=0.99,
                        logits_matmul="bfloat16", seen_scope="history")  # fmt: skip
     report = benchmark(_resolve(a.data, Path(".")), mcfg, tcfg, a.processes, a.rounds)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(markdown(report))
+    save(report, a.out, markdown)
 
 
 if __name__ == "__main__":

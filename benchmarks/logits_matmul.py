@@ -11,8 +11,6 @@ Writes benchmarks/results/logits_matmul.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import os
 import platform
 from dataclasses import replace
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.pretrain_throughput import ML100K, _measure, _resolve
+from benchmarks.side_by_side import alternate, round_ratios, save
 from training.config import ModelConfig, TrainConfig
 
 OUT = Path(__file__).resolve().parent / "results" / "logits_matmul.json"
@@ -40,24 +39,20 @@ def _cpu_flags() -> list[str]:
 def benchmark(
     path: Path, mcfg: ModelConfig, tcfg: TrainConfig, epochs: int, rounds: int
 ) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    runs: dict[str, list[dict[str, Any]]] = {d: [] for d in DTYPES}
     load_before = os.getloadavg()
-    for _ in range(rounds):
-        for dtype in DTYPES:
-            with ctx.Pool(1) as pool:
-                args = (str(path), mcfg, replace(tcfg, logits_matmul=dtype), epochs, 10**9)
-                r = pool.apply(_measure, args)
-            r.pop("data")
-            runs[dtype].append(r)
+    runs = alternate(
+        _measure,
+        lambda dtype: (str(path), mcfg, replace(tcfg, logits_matmul=dtype), epochs, 10**9),
+        DTYPES,
+        rounds,
+    )
+    for r in (r for rs in runs.values() for r in rs):
+        r.pop("data")
 
     def med(dtype: str, key: str) -> float:
         return float(np.median([r[key] for r in runs[dtype]]))
 
-    ratios = [
-        b["seconds_per_epoch"] / f["seconds_per_epoch"]
-        for f, b in zip(runs["float32"], runs["bfloat16"], strict=True)
-    ]
+    ratios = round_ratios(runs, "bfloat16", "float32", "seconds_per_epoch")
     return {
         "data_path": str(path),
         "model_config": mcfg.to_dict(),
@@ -108,9 +103,7 @@ def main() -> None:
     mcfg = ModelConfig(kind="hstu", query_time="decision")
     tcfg = TrainConfig(num_threads=a.threads)
     report = benchmark(_resolve(a.data, Path(".")), mcfg, tcfg, a.epochs, a.rounds)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(markdown(report))
+    save(report, a.out, markdown)
 
 
 if __name__ == "__main__":
