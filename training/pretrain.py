@@ -214,26 +214,24 @@ def negative_mask(b: dict[str, Any], negs: torch.Tensor, cfg: TrainConfig) -> to
 _RESUMABLE = ("epochs", "num_threads")
 
 
-def _resume_identity(cfg: TrainConfig) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in TrainConfig.from_dict(cfg.to_dict()).to_dict().items()
-        if k not in _RESUMABLE
-    }
+def _resume_identity(train_config: dict[str, Any]) -> dict[str, Any]:
+    # Through from_dict: options missing from an older checkpoint read as their defaults, and
+    # betas compare as a tuple however they were stored.
+    d = TrainConfig.from_dict(train_config).to_dict()
+    return {k: v for k, v in d.items() if k not in _RESUMABLE}
 
 
 def run_key(model_cfg: ModelConfig, cfg: TrainConfig) -> str:
     """Short hash of what a checkpoint must match to be resumed: a checkpoint directory named by
     it resumes the same run and never collides with a run of other settings."""
-    blob = json.dumps([model_cfg.to_dict(), _resume_identity(cfg)], sort_keys=True, default=str)
+    blob = json.dumps([model_cfg.to_dict(), _resume_identity(cfg.to_dict())], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def _check_same_run(ck: dict[str, Any], model_cfg: ModelConfig, cfg: TrainConfig, n: int) -> None:
     if ck["model_config"] != model_cfg.to_dict() or ck["n_items"] != n:
         raise ValueError("checkpoint_dir holds a run with another model config or catalogue")
-    # Through from_dict: a checkpoint from before a new option was added reads as its default.
-    if _resume_identity(TrainConfig.from_dict(ck["train_config"])) != _resume_identity(cfg):
+    if _resume_identity(ck["train_config"]) != _resume_identity(cfg.to_dict()):
         raise ValueError("checkpoint_dir holds a run with another train config")
 
 
