@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from common.paths import data_dir
-from training.advantage import EventAdvantages, compute_advantages
-from training.posttrain_stage import load_ensemble, load_posttrain_inputs
-from training.reward_api import reward_model_dir
+from training.posttrain.advantages import EventAdvantages, compute_advantages
+from training.posttrain.stage import load_ensemble, load_posttrain_inputs
+from training.reward.contract import reward_model_dir
 
 OUT = Path(__file__).resolve().parent / "results" / "advantage_throughput.json"
 PATHS = ("members_mean", "k_members")

@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.pretrain_throughput import ML100K, _resolve
 from benchmarks.side_by_side import alternate, round_ratios, save
-from training.config import ModelConfig, TrainConfig
+from training.core.config import ModelConfig, TrainConfig
 
 OUT = Path(__file__).resolve().parent / "results" / "ddp_scaling.json"
 MODES = ("threads", "ddp")
@@ -32,9 +32,9 @@ MODES = ("threads", "ddp")
 
 def _run(path: str, mcfg: ModelConfig, tcfg: TrainConfig, mode: str, n: int) -> dict[str, Any]:
     """One fixed-length training run in this (fresh) process: `n` threads or `n` DDP ranks."""
-    from training.data import build_dataset, read_user_sequences
-    from training.distributed import launch_pretrain
-    from training.pretrain import pretrain
+    from training.core.data import build_dataset, read_user_sequences
+    from training.pretrain.ddp import launch_pretrain
+    from training.pretrain.loop import pretrain
 
     data = build_dataset(read_user_sequences(path), max_len=mcfg.max_len)
     rows: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmarks.pretrain_throughput import ML100K, _measure, _resolve
 from benchmarks.side_by_side import alternate, round_ratios, save
-from training.config import ModelConfig, TrainConfig
+from training.core.config import ModelConfig, TrainConfig
 
 OUT = Path(__file__).resolve().parent / "results" / "logits_matmul.json"
 DTYPES = ("float32", "bfloat16")

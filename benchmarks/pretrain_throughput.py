@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.config import ModelConfig, TrainConfig
-from training.data import Split, build_dataset, read_user_sequences
-from training.evaluate import model_ranks
-from training.losses import ALL_ITEMS
+from training.core.config import ModelConfig, TrainConfig
+from training.core.data import Split, build_dataset, read_user_sequences
+from training.core.evaluate import model_ranks
+from training.core.losses import ALL_ITEMS
 from training.models import SequenceEncoder
-from training.pretrain import available_cores, train_epoch
+from training.pretrain.loop import available_cores, train_epoch
 
 OUT = Path(__file__).resolve().parent / "results" / "pretrain_throughput.json"
 SIMULATOR = "simulator"
@@ -119,7 +119,7 @@ def simulator_sequences(directory: Path) -> Path:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from training.data import sequences_from_interactions
+    from training.core.data import sequences_from_interactions
     from watchlogs.config import SimulatorConfig
     from watchlogs.simulator import simulate
 

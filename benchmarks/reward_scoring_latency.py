@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from common.paths import data_dir
-from training.reward_online import OnlineScorer
+from training.reward.online import OnlineScorer
 
 OUT = Path(__file__).resolve().parent / "results" / "reward_scoring_latency.json"
 

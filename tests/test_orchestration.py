@@ -147,9 +147,9 @@ def test_reward_model_is_reported_tracked_and_scores_online(first_run):
     test predictions, and online scoring through the Feast online store."""
     import pyarrow.parquet as pq
 
-    from training.reward_api import reward_judge_dir, reward_model_dir
-    from training.reward_model import load_reward_ensemble
-    from training.reward_online import OnlineScorer
+    from training.reward.contract import reward_judge_dir, reward_model_dir
+    from training.reward.model import load_reward_ensemble
+    from training.reward.online import OnlineScorer
 
     assert first_run.success
     report = json.loads((data_dir() / "reports" / "reward.json").read_text())

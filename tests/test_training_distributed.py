@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from training.config import ModelConfig, TrainConfig
-from training.data import build_dataset
-from training.distributed import train
+from training.core.config import ModelConfig, TrainConfig
+from training.core.data import build_dataset
+from training.pretrain.ddp import train
 from training.models import SequenceEncoder
-from training.pretrain import pretrain
-from training.toy import toy_sequences
+from training.pretrain.loop import pretrain
+from tests.toy import toy_sequences
 
 MODEL = ModelConfig(d_model=16, n_blocks=2, n_heads=2, max_len=12, dropout=0.0)
 # An odd batch size, so the two ranks hold different numbers of rows and positions.
@@ -50,7 +50,7 @@ def test_torchrun_two_processes_match_one_process(sequences, tmp_path):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        "-m", "training.distributed", "--sequences", str(sequences), "--out", str(out),
+        "-m", "training.pretrain.ddp", "--sequences", str(sequences), "--out", str(out),
         "--max-len", "12",
         "--model-config", json.dumps(MODEL.to_dict()),
         "--train-config", json.dumps(TRAIN.to_dict()),

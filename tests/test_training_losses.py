@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.losses import (
+from training.core.losses import (
     ALL_ITEMS,
     sample_negatives,
     sampled_softmax_loss,

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 import torch
 
-from training.data import build_dataset
-from training.evaluate import exclude_seen, popularity_ranks
-from training.metrics import ranking_metrics, target_ranks
+from training.core.data import build_dataset
+from training.core.evaluate import exclude_seen, popularity_ranks
+from training.core.metrics import ranking_metrics, target_ranks
 
 
 def test_target_ranks_counts_better_items_and_breaks_ties_by_id():

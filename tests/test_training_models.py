@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.config import ModelConfig, TrainConfig
-from training.data import build_dataset
-from training.losses import ALL_ITEMS
+from training.core.config import ModelConfig, TrainConfig
+from training.core.data import build_dataset
+from training.core.losses import ALL_ITEMS
 from training.models import SequenceEncoder
-from training.pretrain import pretrain
-from training.toy import toy_sequences
+from training.pretrain.loop import pretrain
+from tests.toy import toy_sequences
 
 KINDS = ["hstu", "sasrec"]
 

@@ -17,18 +17,18 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-import training.posttrain as posttrain_module
+import training.posttrain.finetune as posttrain_module
 from common.paths import oracle_dir, pretrained_policy_dir, warehouse_path
 from common.tracking import use_local_store
-from training import posttrain_eval as ev
-from training import posttrain_stage as stage
-from training.advantage import compute_advantages
-from training.batch_recs import TABLE, write_batch_recommendations
-from training.config import ModelConfig, TrainConfig
-from training.data import IdMap, Vocab, build_dataset, sequences_from_interactions
+from training.posttrain import evaluate as posttrain_eval
+from training.posttrain import stage
+from training.posttrain.advantages import compute_advantages
+from training.serving.batch import TABLE, write_batch_recommendations
+from training.core.config import ModelConfig, TrainConfig
+from training.core.data import IdMap, Vocab, build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
-from training.posttrain import PosttrainConfig, finetune
-from training.pretrain import pretrain
+from training.posttrain.finetune import PosttrainConfig, finetune
+from training.pretrain.loop import pretrain
 from watchlogs.oracle import Oracle
 from watchlogs.simulator import SimulatorConfig, simulate
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from training.advantage import (
+from training.posttrain.advantages import (
     FIELDS,
     catalogue_logits,
     compute_advantages,
@@ -19,10 +19,10 @@ from training.advantage import (
     training_batch,
     write_advantages,
 )
-from training.asft import asft_weights
-from training.baselines import subsample_states
-from training.baselines.cql import cql_loss
-from training.baselines.dpo import (
+from training.posttrain.methods.asft import asft_weights
+from training.posttrain.methods.base import subsample_states
+from training.posttrain.methods.cql import cql_loss
+from training.posttrain.methods.dpo import (
     dpo_loss,
     ipo_loss,
     pairs_from_candidates,
@@ -30,14 +30,14 @@ from training.baselines.dpo import (
     sample_candidates,
     select_pairs,
 )
-from training.baselines.ppo import kl_to_ref, ppo_loss
-from training.baselines.rwbc import reward_weights
-from training.config import ModelConfig
-from training.data import build_dataset
-from training.losses import sampled_softmax_loss
+from training.posttrain.methods.ppo import kl_to_ref, ppo_loss
+from training.posttrain.methods.rwbc import reward_weights
+from training.core.config import ModelConfig
+from training.core.data import build_dataset
+from training.core.losses import sampled_softmax_loss
 from training.models import SequenceEncoder
-from training.posttrain import METHODS, PosttrainConfig, finetune
-from training.toy import toy_sequences
+from training.posttrain.finetune import METHODS, PosttrainConfig, finetune
+from tests.toy import toy_sequences
 
 torch.set_num_threads(1)
 QUIET = lambda s: None  # noqa: E731

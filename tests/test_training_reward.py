@@ -8,12 +8,12 @@ import pyarrow as pa
 import pytest
 import torch
 
-from training.advantage import compute_advantages
-from training.config import ModelConfig
-from training.data import build_dataset, sequences_from_interactions
+from training.posttrain.advantages import compute_advantages
+from training.core.config import ModelConfig
+from training.core.data import build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
-from training.reward_eval import auc, calibration_table, mae, regression_metrics, rmse, spearman
-from training.reward_model import (
+from training.reward.evaluate import auc, calibration_table, mae, regression_metrics, rmse, spearman
+from training.reward.model import (
     DAY_SECONDS,
     FeatureTables,
     HeadConfig,
@@ -24,7 +24,7 @@ from training.reward_model import (
     normalise_features,
     save_reward_ensemble,
 )
-from training.reward_train import (
+from training.reward.train import (
     RewardTrainConfig,
     fit_ensemble,
     predict,
@@ -280,7 +280,7 @@ def test_metrics_against_hand_computed_values():
 
 
 def test_user_half_is_stable_and_splits_users(world):
-    from training.reward_stage import user_half
+    from training.reward.stage import user_half
 
     ids = [f"user-{i}" for i in range(2000)]
     half = user_half(ids)
@@ -294,7 +294,7 @@ def test_user_half_is_stable_and_splits_users(world):
 
 def test_online_scoring_matches_offline_scoring_with_the_same_features(world, trained):
     """The online path (features as served, history as lists) = score_items on the same state."""
-    from training.reward_online import OnlineScorer
+    from training.reward.online import OnlineScorer
 
     data, tables, _ = world
     model, *_ = trained

@@ -1,8 +1,13 @@
-"""Pretraining core: user sequences -> HSTU/SASRec next-item policy, trained by behaviour cloning.
+"""Training, one package per stage over a shared core (docs/design.md has the map).
 
-Nothing here knows Dagster or MLflow; callers pass `log` / `on_epoch_end` hooks. Entry points:
-`data.build_dataset` (Arrow `user_sequences` -> ids, splits, batches), `pretrain.pretrain`
-(train, early-stop, checkpoint, resume), `evaluate.evaluate` / `evaluate.evaluate_popularity`
-(full-catalogue ranking, seen items excluded), `pretrain.load_checkpoint`, and
-`experiment.compare` (HSTU vs SASRec vs popularity over seeds).
+- `core`: data (warehouse sequences -> ids, splits, batches), configs, losses, the one catalogue
+  scorer, ranking metrics and evaluation, checkpoints, statistics.
+- `models`: the sequence encoders (HSTU-style, SASRec) behind one interface.
+- `pretrain`: behaviour cloning (loop, DDP launch, the stage, the HSTU/SASRec comparison).
+- `reward`: the reward-model contract, the ensemble, its training, evaluation, online scoring, stage.
+- `posttrain`: advantages, the fine-tuning loop, the method registry (`methods/`), evaluation,
+  the champion rule and the study.
+- `serving`: batch recommendations.
+
+Nothing here knows Dagster; stage modules take a settings dataclass and a data layout.
 """

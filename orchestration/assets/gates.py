@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.gx_resource import GXResource
-from training.reward_api import advantages_path
+from training.reward.contract import advantages_path
 from validation.paths import landing_result_path
 from validation.thresholds import default_thresholds
 

@@ -9,7 +9,7 @@ from common.reports import write_report
 from common.tracking import tracking_uri
 from common.warehouse import connect_read_only, training_inputs
 from orchestration.metadata import image
-from training.pretrain_stage import PretrainSettings, markdown_table, run_pretraining
+from training.pretrain.stage import PretrainSettings, markdown_table, run_pretraining
 from watchlogs.sources import read_fingerprint
 
 
@@ -26,7 +26,7 @@ class PretrainConfig(dg.Config):
     epochs: int = 3
     patience: int = 2
     max_len: int = 50
-    # None = the TrainConfig default (training/config.py: -1, full softmax); configs/ may override.
+    # None = the TrainConfig default (training/core/config.py: -1, full softmax); configs/ may override.
     # 512 sampled negatives keep the default run in minutes on the simulator's 3.5k titles (the
     # full softmax, -1, costs ~4x per epoch there); configs/ml-100k.yaml sets -1.
     num_negatives: int | None = 512

@@ -10,7 +10,7 @@ from common.paths import data_dir
 from common.reports import write_report
 from common.tracking import tracking_uri
 from orchestration.metadata import image
-from training.reward_stage import RewardSettings, run_reward_stage
+from training.reward.stage import RewardSettings, run_reward_stage
 from watchlogs.sources import read_fingerprint
 
 _DEFAULTS = RewardSettings()

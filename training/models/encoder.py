@@ -11,8 +11,8 @@ import math
 import torch
 from torch import nn
 
-from training.config import ModelConfig
-from training.data import PAD
+from training.core.config import ModelConfig
+from training.core.data import PAD
 from training.models.hstu import HSTUBlock, time_buckets
 from training.models.sasrec import SASRecBlock
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.config import ModelConfig
+from training.core.config import ModelConfig
 
 
 class SASRecBlock(nn.Module):

@@ -2,8 +2,8 @@
 
 Every method module has a loss on plain tensors (hand-checkable) and a
 `step(model, batch, ctx, update) -> dict[str, float]` that turns one `training_batch` into one or
-more calls of `update(loss)` (the loop's backward + clip + optimizer step). `training/posttrain.py`
-owns the loop; `training/asft.py` is the method itself (and BC / RW-BC are A-SFT with other
+more calls of `update(loss)` (the loop's backward + clip + optimizer step). `training/posttrain/finetune.py`
+owns the loop; `training/posttrain/methods/asft.py` is the method itself (and BC / RW-BC are A-SFT with other
 weights).
 
 - bc: continued pretraining (sampled softmax, weight 1 per target).
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from training.advantage import catalogue_logits
-from training.data import PAD
+from training.posttrain.advantages import catalogue_logits
+from training.core.data import PAD
 from training.models import SequenceEncoder
-from training.reward_api import CatalogueRewardModel
+from training.reward.contract import CatalogueRewardModel
 
 if TYPE_CHECKING:
-    from training.posttrain import PosttrainConfig
+    from training.posttrain.finetune import PosttrainConfig
 
 Update = Callable[[torch.Tensor], None]
 

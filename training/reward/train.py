@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.data import PAD, SequenceData, Split
+from training.core.data import PAD, SequenceData, Split
 from training.models import SequenceEncoder
-from training.reward_model import RewardEnsemble
+from training.reward.model import RewardEnsemble
 
 Log = Callable[[str], None]
 

@@ -29,17 +29,17 @@ import pyarrow.parquet as pq
 import torch
 
 from common.paths import oracle_dir
-from training.data import SequenceData, Vocab
-from training.pretrain_stage import load_policy_on_temporal_split
-from training.reward_api import reward_judge_dir, reward_model_dir
-from training.reward_eval import (
+from training.core.data import SequenceData, Vocab
+from training.pretrain.stage import load_policy_on_temporal_split
+from training.reward.contract import reward_judge_dir, reward_model_dir
+from training.reward.evaluate import (
     baseline_predictions,
     calibration_plot,
     calibration_table,
     compare_predictors,
     markdown_table,
 )
-from training.reward_model import (
+from training.reward.model import (
     FeatureTables,
     HeadConfig,
     RewardEnsemble,
@@ -47,7 +47,7 @@ from training.reward_model import (
     dense_from_rows,
     save_reward_ensemble,
 )
-from training.reward_train import (
+from training.reward.train import (
     RewardTrainConfig,
     Targets,
     fit_ensemble,

@@ -10,7 +10,7 @@ r_hat_k(s_t, i) = 1 + 4 sigmoid(g_k(h_t, user features) . f_k(e_i, item features
 
 Because the state and item towers only meet in a dot product, scoring the whole catalogue is a
 matrix product per day (`score_catalogue`, the `CatalogueRewardModel` contract of
-training/reward_api.py). The K heads are stored batched (every parameter has a leading K axis),
+training/reward/contract.py). The K heads are stored batched (every parameter has a leading K axis),
 so the ensemble trains and scores in one pass; members differ by seed and bootstrap sample.
 """
 
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.config import ModelConfig
-from training.data import Vocab
+from training.core.config import ModelConfig
+from training.core.data import Vocab
 from training.models import SequenceEncoder
 
 DAY_SECONDS = 86_400.0
@@ -196,7 +196,7 @@ class BatchedMLP(nn.Module):
 
 
 class RewardEnsemble(nn.Module):
-    """Implements `training.reward_api.CatalogueRewardModel`."""
+    """Implements `training.reward.contract.CatalogueRewardModel`."""
 
     def __init__(
         self,

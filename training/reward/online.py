@@ -2,7 +2,7 @@
 features and the user's recent history from the Feast online store, encode the history with the
 frozen policy and return each candidate's reward estimate (ensemble mean) and spread (std).
 
-    python -m training.reward_online --user u000042 --items i000001,i000002,i000003
+    python -m training.reward.online --user u000042 --items i000001,i000002,i000003
 
 The ensemble is loaded once per process (`OnlineScorer`); a call costs one online-store read and
 one encoder pass over the recent history plus a K-member head pass over the candidates.
@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 
 from common.paths import data_dir
-from training.data import PAD
-from training.reward_api import reward_model_dir
-from training.reward_model import RewardEnsemble, load_reward_ensemble
+from training.core.data import PAD
+from training.reward.contract import reward_model_dir
+from training.reward.model import RewardEnsemble, load_reward_ensemble
 
 
 def _seconds(values: Any) -> np.ndarray:

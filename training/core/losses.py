@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.data import PAD
+from training.core.data import PAD
 
 # `num_uniform` sentinel: every item of the catalogue is a negative (full softmax, i.e. cross-
 # entropy over all items as in Klenitskiy & Vasilev 2023), no sampling; seen ones masked as usual.

@@ -1,5 +1,5 @@
 """The post-training stage: advantages, then the study (every method x beta x seed fine-tuned from
-the pretrained policy), its evaluation (training/posttrain_eval.py), the results table and the
+the pretrained policy), its evaluation (training/posttrain/evaluate.py), the results table and the
 beta-sweep plot, MLflow tracking, `reports/posttrain.json`, and the champion.
 
 Knows nothing of Dagster: the assets in orchestration/assets/posttrain.py call these functions.
@@ -43,12 +43,12 @@ from common.paths import champion_dir  # noqa: E402
 from common.plots import save_figure
 from common.reports import write_report  # noqa: E402
 from common.tracking import start_run  # noqa: E402
-from training import posttrain_eval as ev  # noqa: E402
-from training.data import SequenceData  # noqa: E402
-from training.experiment import mean_ci  # noqa: E402
+from training.posttrain import evaluate as ev
+from training.core.data import SequenceData  # noqa: E402
+from training.pretrain.compare import mean_ci  # noqa: E402
 from training.models import SequenceEncoder  # noqa: E402
-from training.pretrain_stage import load_policy_on_temporal_split  # noqa: E402
-from training.reward_api import (  # noqa: E402
+from training.pretrain.stage import load_policy_on_temporal_split  # noqa: E402
+from training.reward.contract import (  # noqa: E402
     CatalogueRewardModel,
     advantages_path,
     reward_judge_dir,
@@ -76,7 +76,7 @@ PROTOCOL = (
 @dataclass(frozen=True)
 class PosttrainSettings:
     """What the study trains and how it is evaluated. `betas` sweep every method in
-    BETA_METHODS (its meaning per method: training/posttrain.py); `method_betas` gives a method
+    BETA_METHODS (its meaning per method: training/posttrain/finetune.py); `method_betas` gives a method
     its own sweep instead (a DPO beta and an A-SFT temperature live on different scales); BC and
     RW-BC have none."""
 
@@ -141,7 +141,7 @@ def load_posttrain_inputs(root: Path) -> PosttrainInputs:
 
 
 def load_ensemble(directory: Path) -> CatalogueRewardModel:
-    from training.reward_model import load_reward_ensemble  # the reward stage's module
+    from training.reward.model import load_reward_ensemble  # the reward stage's module
 
     if not directory.exists():
         raise FileNotFoundError(f"no reward ensemble at {directory}: materialize reward_model")
@@ -192,7 +192,7 @@ def run_advantages(
     log: Log = print,
 ) -> AdvantagesResult:
     """A for every training target of the temporal split, written to `advantages_path(root)`."""
-    from training.advantage import advantages_table, compute_advantages
+    from training.posttrain.advantages import advantages_table, compute_advantages
 
     t0 = time.perf_counter()
     inputs = load_posttrain_inputs(root)
@@ -282,7 +282,7 @@ class TrainedPolicy:
 def _posttrain_config(
     settings: PosttrainSettings, method: str, beta: float | None, seed: int, temperature: float
 ):
-    from training.posttrain import PosttrainConfig
+    from training.posttrain.finetune import PosttrainConfig
 
     kw: dict[str, Any] = dict(
         method=method,
@@ -307,7 +307,7 @@ def train_policies(
     log: Log = print,
 ) -> list[TrainedPolicy]:
     """Fine-tune the pretrained policy for every (method, beta, seed). Reads no oracle."""
-    from training.posttrain import METHODS, finetune
+    from training.posttrain.finetune import METHODS, finetune
 
     unknown = set(settings.methods) - set(METHODS)
     if unknown:
@@ -408,7 +408,7 @@ def register_champion(model: SequenceEncoder, name: str, tags: dict[str, str]) -
         model,
         name="champion_model",
         serialization_format="pickle",
-        code_paths=[str(Path(__file__).resolve().parent)],  # the model classes travel with it
+        code_paths=[str(Path(__file__).resolve().parents[1])],  # the model classes travel with it
         pip_requirements=["torch==2.13.0", "numpy"],
         registered_model_name=name,
     )
@@ -546,7 +546,7 @@ def run_posttrain_study(
     inputs = load_posttrain_inputs(root)
     data = inputs.data
     if "asft" in settings.methods and advantages is None:
-        from training.advantage import read_advantages
+        from training.posttrain.advantages import read_advantages
 
         path = advantages_path(root)
         if not path.exists():

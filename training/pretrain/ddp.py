@@ -5,18 +5,18 @@ trains on rows r, r+W, r+2W... of each global batch. The step equals one process
 batch because (1) every rank draws the same negatives from the global batch's targets, and (2)
 each rank's mean loss is rescaled by P_local / P_global * W, so DDP's gradient average is the
 gradient of the global mean loss (ranks hold different numbers of supervised positions); see
-`training.pretrain.train_epoch`. Dropout masks are drawn per rank, so runs with dropout agree in
+`training.pretrain.loop.train_epoch`. Dropout masks are drawn per rank, so runs with dropout agree in
 distribution, not bit for bit.
 
 `launch_pretrain` is `pretrain` with N processes: it starts
-`python -m torch.distributed.run --standalone --nproc_per_node N -m training.distributed --job J`,
+`python -m torch.distributed.run --standalone --nproc_per_node N -m training.pretrain.ddp --job J`,
 streams rank 0's progress lines into `log`, turns its per-epoch rows into `on_epoch_end` calls,
 and evaluates the best checkpoint here once the ranks are done. Checkpoints, resume after a kill
 and early stopping are `pretrain`'s (rank 0 evaluates and broadcasts the decision).
 
 Fixed-epoch training of a Parquet file, without evaluation:
 
-    torchrun --nproc_per_node 2 -m training.distributed --sequences seqs.parquet --out state.pt
+    torchrun --nproc_per_node 2 -m training.pretrain.ddp --sequences seqs.parquet --out state.pt
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 
-from training.config import ModelConfig, TrainConfig
-from training.data import SequenceData, build_dataset
+from training.core.config import ModelConfig, TrainConfig
+from training.core.data import SequenceData, build_dataset
 from training.models import SequenceEncoder
-from training.pretrain import (
+from training.pretrain.loop import (
     SINGLE_PROCESS,
     EpochHook,
     Log,
@@ -150,7 +150,7 @@ def launch_pretrain(
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         "--nproc_per_node", str(processes), "--log-dir", str(logs), "--redirects", "2",
-        "-m", "training.distributed", "--job", str(job),
+        "-m", "training.pretrain.ddp", "--job", str(job),
     ]  # fmt: skip
     env = {
         **os.environ,

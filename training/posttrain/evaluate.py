@@ -2,7 +2,7 @@
 
 - Ranking: the future-dated (temporal) test split restricted to targets whose logged reward is
   strictly above the median of the test rewards; full-catalogue NDCG@10/50, HR@10/50 and MRR with
-  the user's already-seen items excluded (training/evaluate.py).
+  the user's already-seen items excluded (training/core/evaluate.py).
 - Slate metrics use one state per test user, the history before the user's first test-period
   event (what a recommender would serve at the test cut-off): the policy's top-k with seen items
   excluded, scored by the judge ensemble (trained on data disjoint from the trainer's reward
@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from common.paths import oracle_dir
-from training.data import PAD, SequenceData, Split
-from training.evaluate import KS, evaluate
+from training.core.data import PAD, SequenceData, Split
+from training.core.evaluate import KS, evaluate
 from training.models import SequenceEncoder
-from training.reward_api import CatalogueRewardModel
+from training.reward.contract import CatalogueRewardModel
 from watchlogs.oracle import ARRAYS_FILE, Oracle
 
 SplitLike = Split | str

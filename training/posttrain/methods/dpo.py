@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from training.advantage import ensemble_mean_std, score_rewards
-from training.baselines import StepContext, Update, state_log_probs, supervised
+from training.posttrain.advantages import ensemble_mean_std, score_rewards
+from training.posttrain.methods.base import StepContext, Update, state_log_probs, supervised
 from training.models import SequenceEncoder
 
 

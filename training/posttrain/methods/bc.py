@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.asft import sampled_nll
-from training.baselines import StepContext, Update
+from training.posttrain.methods.asft import sampled_nll
+from training.posttrain.methods.base import StepContext, Update
 from training.models import SequenceEncoder
 
 

@@ -22,9 +22,9 @@ import torch
 
 from common.paths import champion_dir, pretrained_policy_dir, warehouse_path
 from common.warehouse import connect_read_only, training_inputs
-from training.data import PAD, build_dataset
-from training.posttrain_eval import catalogue_scores
-from training.pretrain import load_checkpoint
+from training.core.data import PAD, build_dataset
+from training.posttrain.evaluate import catalogue_scores
+from training.pretrain.loop import load_checkpoint
 
 TABLE = "serving.batch_recommendations"
 DAY = 86_400.0

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from training.advantage import score_rewards
-from training.baselines import StepContext, Update, state_log_probs, supervised
+from training.posttrain.advantages import score_rewards
+from training.posttrain.methods.base import StepContext, Update, state_log_probs, supervised
 from training.models import SequenceEncoder
 
 

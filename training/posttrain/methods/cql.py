@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from training.advantage import catalogue_logits
-from training.baselines import StepContext, Update, supervised
+from training.posttrain.advantages import catalogue_logits
+from training.posttrain.methods.base import StepContext, Update, supervised
 from training.models import SequenceEncoder
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.data import PAD, SequenceData
-from training.metrics import ranking_metrics, target_ranks
+from training.core.data import PAD, SequenceData
+from training.core.metrics import ranking_metrics, target_ranks
 from training.models import SequenceEncoder
 
 KS = (10, 50)

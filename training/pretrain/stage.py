@@ -26,12 +26,12 @@ from common.paths import pretrained_policy_dir, warehouse_path
 from common.plots import save_figure
 from common.tracking import start_run  # noqa: E402
 from common.warehouse import connect_read_only, training_inputs  # noqa: E402
-from training.config import ModelConfig, TrainConfig  # noqa: E402
-from training.data import SequenceData, Vocab, build_dataset  # noqa: E402
-from training.distributed import launch_pretrain  # noqa: E402
-from training.experiment import METRICS, mean_ci  # noqa: E402
+from training.core.config import ModelConfig, TrainConfig  # noqa: E402
+from training.core.data import SequenceData, Vocab, build_dataset  # noqa: E402
+from training.pretrain.ddp import launch_pretrain  # noqa: E402
+from training.pretrain.compare import METRICS, mean_ci  # noqa: E402
 from training.models import SequenceEncoder  # noqa: E402
-from training.pretrain import PretrainResult, load_checkpoint, pretrain, run_key  # noqa: E402
+from training.pretrain.loop import PretrainResult, load_checkpoint, pretrain, run_key  # noqa: E402
 
 EXPERIMENT = "pretrain"
 PROTOCOL = (

@@ -3,9 +3,9 @@
 Leave-one-out by time, full-catalogue ranking, items the user already saw excluded. Prints a
 Markdown table of test metrics as mean +- 95% CI (Student t over seeds) and writes JSON.
 
-    python -m training.experiment --data ml-100k.inter --seeds 0 1 2 --out results.json
+    python -m training.pretrain.compare --data ml-100k.inter --seeds 0 1 2 --out results.json
 
-The defaults are the tuned small CPU configuration (training/config.py); `--jobs 3
+The defaults are the tuned small CPU configuration (training/core/config.py); `--jobs 3
 --train '{"num_threads": 1}'` trains three runs at a time, one core each.
 """
 
@@ -26,9 +26,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from training.config import ModelConfig, TrainConfig
-from training.data import SequenceData, build_dataset, read_user_sequences
-from training.pretrain import available_cores, pretrain
+from training.core.config import ModelConfig, TrainConfig
+from training.core.data import SequenceData, build_dataset, read_user_sequences
+from training.pretrain.loop import available_cores, pretrain
 
 METRICS = ("ndcg@10", "hr@10", "ndcg@50", "hr@50", "mrr")
 # Two-sided 97.5% Student t quantiles by degrees of freedom (no scipy dependency).

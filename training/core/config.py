@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Defaults: the small CPU model, tuned on ML-100K leave-one-out (training/experiment.py),
+    """Defaults: the small CPU model, tuned on ML-100K leave-one-out (training/pretrain/compare.py),
     except `query_time`: the tuned "decision" is set by configs/ml-100k.yaml, and the default
     "own" keeps the simulator pipeline's published figures."""
 

@@ -6,7 +6,7 @@ V(s) = E_{a~pi} r_hat(s, a) come from the same row, and the policy-weighted adva
 state sums to zero exactly.
 
 Saved ensembles live at `reward_model_dir()` (the trainer's) and `reward_judge_dir()` (trained on
-disjoint data; evaluation only); `training.reward_model.load_reward_ensemble(path)` returns one.
+disjoint data; evaluation only); `training.reward.model.load_reward_ensemble(path)` returns one.
 """
 
 from __future__ import annotations
@@ -73,5 +73,5 @@ def reward_judge_dir(root: Path | None = None) -> Path:
 
 
 def advantages_path(root: Path | None = None) -> Path:
-    """Parquet, one row per logged training event (see training/advantage.py for the columns)."""
+    """Parquet, one row per logged training event (see training/posttrain/advantages.py for the columns)."""
     return (root or data_dir()) / "advantages" / "advantages.parquet"

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from training import asft
-from training.advantage import EventAdvantages, training_batch
-from training.baselines import StepContext, bc, cql, dpo, ppo, rwbc, subsample_states
-from training.data import SequenceData
+from training.posttrain.methods import asft
+from training.posttrain.advantages import EventAdvantages, training_batch
+from training.posttrain.methods.base import StepContext, subsample_states
+from training.posttrain.methods import bc, cql, dpo, ppo, rwbc
+from training.core.data import SequenceData
 from training.models import SequenceEncoder
-from training.reward_api import CatalogueRewardModel
+from training.reward.contract import CatalogueRewardModel
 
 METHODS: tuple[str, ...] = ("bc", "asft", "rwbc", "dpo", "ipo", "cql", "ppo")
 STEPS: dict[str, Callable[..., dict[str, float]]] = {
@@ -120,7 +121,7 @@ def _event_weights(
 ) -> torch.Tensor | None:
     if cfg.method == "asft":
         if advantages is None:
-            raise ValueError("method 'asft' needs advantages (training.advantage)")
+            raise ValueError("method 'asft' needs advantages (training.posttrain.advantages)")
         if len(advantages.advantage) != len(data.events.items):
             raise ValueError(
                 f"advantages cover {len(advantages.advantage)} events, the data has "

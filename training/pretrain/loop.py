@@ -9,7 +9,7 @@ Files in `checkpoint_dir`: `last.pt` (everything needed to resume), `best.pt` (b
 configs, vocab, valid metrics: what downstream stages load) and `vocab.json`.
 
 Data-parallel: `fit(..., shard=Shard(rank, world))` inside an initialised gloo process group
-(`training.distributed.launch_pretrain` starts one under torchrun) trains each global batch split
+(`training.pretrain.ddp.launch_pretrain` starts one under torchrun) trains each global batch split
 across the ranks (see `train_epoch`); rank 0 evaluates, decides, checkpoints and logs, and
 broadcasts the validation score so every rank takes the same early-stopping decision. world = 1
 is the plain single-process path, operation for operation.
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from training.config import ModelConfig, TrainConfig
-from training.data import PAD, SequenceData, Vocab
-from training.evaluate import evaluate, evaluate_popularity
-from training.losses import sample_negatives, sampled_softmax_loss, seen_negatives
+from training.core.config import ModelConfig, TrainConfig
+from training.core.data import PAD, SequenceData, Vocab
+from training.core.evaluate import evaluate, evaluate_popularity
+from training.core.losses import sample_negatives, sampled_softmax_loss, seen_negatives
 from training.models import SequenceEncoder
 
 DDP = torch.nn.parallel.DistributedDataParallel

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.advantage import EventAdvantages
-from training.baselines import StepContext, Update, supervised
-from training.losses import sample_negatives, sampled_softmax_loss, seen_negatives
+from training.posttrain.advantages import EventAdvantages
+from training.posttrain.methods.base import StepContext, Update, supervised
+from training.core.losses import sample_negatives, sampled_softmax_loss, seen_negatives
 from training.models import SequenceEncoder
 
 

@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
-from training.data import PAD, SequenceData
+from training.core.data import PAD, SequenceData
 from training.models import SequenceEncoder
-from training.reward_api import CatalogueRewardModel
+from training.reward.contract import CatalogueRewardModel
 
 FIELDS = ("r_hat_mean", "r_hat_std", "v", "advantage", "state_weighted_advantage")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from training.asft import step as asft_step
+from training.posttrain.methods.asft import step as asft_step
 
 
 def reward_weights(rewards: np.ndarray | torch.Tensor, weight_clip: float) -> torch.Tensor:
