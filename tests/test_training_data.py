@@ -6,7 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from training.core.data import Vocab, build_dataset, read_user_sequences, sequences_from_interactions
+from training.core.data import (
+    Vocab,
+    build_dataset,
+    read_user_sequences,
+    sequences_from_interactions,
+)
 
 
 def table() -> pa.Table:

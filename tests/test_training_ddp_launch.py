@@ -22,12 +22,13 @@ import torch
 from common.paths import warehouse_path
 from common.tracking import tracking_uri
 from common.warehouse import connect_read_only, training_inputs
-from training.core.data import build_dataset
-from training.pretrain.ddp import launch_pretrain
-from training.models import SequenceEncoder
-from training.pretrain.loop import load_checkpoint, pretrain
-from training.pretrain.stage import PretrainSettings, run_pretraining
 from tests.toy import toy_sequences
+from training.core.data import build_dataset
+from training.models import SequenceEncoder
+from training.models.checkpoint import load_checkpoint
+from training.pretrain.ddp import launch_pretrain
+from training.pretrain.loop import pretrain
+from training.pretrain.stage import PretrainSettings, run_pretraining
 
 torch.set_num_threads(1)
 

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from tests.toy import toy_sequences
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import build_dataset
-from training.pretrain.ddp import train
 from training.models import SequenceEncoder
+from training.pretrain.ddp import train
 from training.pretrain.loop import pretrain
-from tests.toy import toy_sequences
 
 MODEL = ModelConfig(d_model=16, n_blocks=2, n_heads=2, max_len=12, dropout=0.0)
 # An odd batch size, so the two ranks hold different numbers of rows and positions.

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.toy import toy_sequences
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import build_dataset
 from training.core.losses import ALL_ITEMS
 from training.models import SequenceEncoder
 from training.pretrain.loop import pretrain
-from tests.toy import toy_sequences
 
 KINDS = ["hstu", "sasrec"]
 

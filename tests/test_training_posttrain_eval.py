@@ -20,15 +20,15 @@ import torch
 import training.posttrain.finetune as posttrain_module
 from common.paths import oracle_dir, pretrained_policy_dir, warehouse_path
 from common.tracking import use_local_store
-from training.posttrain import evaluate as posttrain_eval
-from training.posttrain import stage
-from training.posttrain.advantages import compute_advantages
-from training.serving.batch import TABLE, write_batch_recommendations
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import IdMap, Vocab, build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
+from training.posttrain import evaluate as ev
+from training.posttrain import stage
+from training.posttrain.advantages import compute_advantages
 from training.posttrain.finetune import PosttrainConfig, finetune
 from training.pretrain.loop import pretrain
+from training.serving.batch import TABLE, write_batch_recommendations
 from watchlogs.oracle import Oracle
 from watchlogs.simulator import SimulatorConfig, simulate
 

@@ -11,14 +11,20 @@ import pyarrow as pa
 import pytest
 import torch
 
+from tests.toy import toy_sequences
+from training.core.config import ModelConfig
+from training.core.data import build_dataset
+from training.core.losses import sampled_softmax_loss
+from training.core.scoring import catalogue_logits
+from training.models import SequenceEncoder
 from training.posttrain.advantages import (
     FIELDS,
-    catalogue_logits,
     compute_advantages,
     read_advantages,
     training_batch,
     write_advantages,
 )
+from training.posttrain.finetune import METHODS, PosttrainConfig, finetune
 from training.posttrain.methods.asft import asft_weights
 from training.posttrain.methods.base import subsample_states
 from training.posttrain.methods.cql import cql_loss
@@ -32,12 +38,6 @@ from training.posttrain.methods.dpo import (
 )
 from training.posttrain.methods.ppo import kl_to_ref, ppo_loss
 from training.posttrain.methods.rwbc import reward_weights
-from training.core.config import ModelConfig
-from training.core.data import build_dataset
-from training.core.losses import sampled_softmax_loss
-from training.models import SequenceEncoder
-from training.posttrain.finetune import METHODS, PosttrainConfig, finetune
-from tests.toy import toy_sequences
 
 torch.set_num_threads(1)
 QUIET = lambda s: None  # noqa: E731

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from tests.toy import toy_sequences
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import build_dataset
 from training.core.evaluate import evaluate
+from training.core.losses import negative_mask
 from training.models import SequenceEncoder
-from training.pretrain.loop import load_checkpoint, negative_mask, pretrain, run_key
+from training.models.checkpoint import load_checkpoint
+from training.pretrain.loop import pretrain, run_key
 from training.pretrain.stage import PretrainSettings, run_pretraining
-from tests.toy import toy_sequences
 
 MCFG = ModelConfig(kind="hstu", d_model=16, n_blocks=1, n_heads=2, max_len=8, dropout=0.2)
 TCFG = TrainConfig(epochs=4, batch_size=8, lr=5e-3, num_negatives=16, in_batch_negatives=4,
@@ -154,7 +156,7 @@ def test_history_scope_masks_every_item_the_user_saw_before_each_target():
 
 
 def test_bf16_logits_fall_back_to_float32_where_the_cpu_lacks_bf16(monkeypatch):
-    import training.pretrain.loop as pretrain_module
+    import training.core.losses as pretrain_module
 
     cfg = replace(TCFG, logits_matmul="bfloat16")
     assert pretrain_module.logits_dtype(TCFG) == torch.float32

@@ -8,10 +8,10 @@ import pyarrow as pa
 import pytest
 import torch
 
-from training.posttrain.advantages import compute_advantages
 from training.core.config import ModelConfig
 from training.core.data import build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
+from training.posttrain.advantages import compute_advantages
 from training.reward.evaluate import auc, calibration_table, mae, regression_metrics, rmse, spearman
 from training.reward.model import (
     DAY_SECONDS,

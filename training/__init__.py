@@ -4,7 +4,8 @@
   scorer, ranking metrics and evaluation, checkpoints, statistics.
 - `models`: the sequence encoders (HSTU-style, SASRec) behind one interface.
 - `pretrain`: behaviour cloning (loop, DDP launch, the stage, the HSTU/SASRec comparison).
-- `reward`: the reward-model contract, the ensemble, its training, evaluation, online scoring, stage.
+- `reward`: the reward-model contract, the ensemble, its training, evaluation, online scoring,
+  the stage.
 - `posttrain`: advantages, the fine-tuning loop, the method registry (`methods/`), evaluation,
   the champion rule and the study.
 - `serving`: batch recommendations.

@@ -9,8 +9,8 @@ from common.paths import data_dir
 from common.tracking import tracking_uri
 from orchestration.metadata import image
 from orchestration.resources import DUCKDB_WRITER_POOL
-from training.serving.batch import TABLE, write_batch_recommendations
 from training.posttrain.stage import PosttrainSettings, run_advantages, run_posttrain_study
+from training.serving.batch import TABLE, write_batch_recommendations
 from watchlogs.sources import read_fingerprint
 
 _REWARD_MODEL = dg.AssetKey("reward_model")

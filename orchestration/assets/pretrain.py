@@ -26,7 +26,8 @@ class PretrainConfig(dg.Config):
     epochs: int = 3
     patience: int = 2
     max_len: int = 50
-    # None = the TrainConfig default (training/core/config.py: -1, full softmax); configs/ may override.
+    # None = the TrainConfig default (training/core/config.py: -1, full softmax); configs/ may
+    # override.
     # 512 sampled negatives keep the default run in minutes on the simulator's 3.5k titles (the
     # full softmax, -1, costs ~4x per epoch there); configs/ml-100k.yaml sets -1.
     num_negatives: int | None = 512

@@ -7,14 +7,17 @@ padding id 0 is never a candidate. The popularity baseline goes through the same
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from training.core.data import PAD, SequenceData
 from training.core.metrics import ranking_metrics, target_ranks
-from training.models import SequenceEncoder
+from training.core.scoring import unit
+
+if TYPE_CHECKING:
+    from training.models import SequenceEncoder
 
 KS = (10, 50)
 
@@ -53,11 +56,11 @@ def model_ranks(
     """0-based rank of each target of `split` under the model (last hidden state vs all items)."""
     was_training = model.training
     model.eval()
-    items = F.normalize(model.item_embeddings(), dim=-1, eps=1e-6)
+    items = unit(model.item_embeddings())  # once, not per batch
 
     def score(b: dict) -> torch.Tensor:
         h = model(b["item_ids"], b["timestamps"], b["decision_ts"])[:, -1]
-        return F.normalize(h, dim=-1, eps=1e-6) @ items.T
+        return unit(h) @ items.T  # core/scoring.py's cosine_scores
 
     ranks = _ranks(data, split, score, batch_size)
     model.train(was_training)

@@ -8,10 +8,13 @@ exp(A / beta) weights change the size of the step, not only its direction.
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import torch
 import torch.nn.functional as F
 
 from training.core.data import PAD
+from training.core.scoring import unit
 
 # `num_uniform` sentinel: every item of the catalogue is a negative (full softmax, i.e. cross-
 # entropy over all items as in Klenitskiy & Vasilev 2023), no sampling; seen ones masked as usual.
@@ -91,12 +94,12 @@ def sampled_softmax_loss(
     if normalise not in ("count", "weights"):
         raise ValueError(f"normalise must be 'count' or 'weights', got {normalise!r}")
     # 1/temperature folded into the [P, d] queries: one division instead of one per [P, K] logit.
-    q = F.normalize(query, dim=-1, eps=1e-6) / temperature
+    q = unit(query) / temperature
     if _is_whole_catalogue(negative_ids, item_embeddings):
         logp = _full_softmax_logp(q, positive_ids, item_embeddings, negative_mask, matmul_dtype)
     else:
-        pos = F.normalize(item_embeddings[positive_ids], dim=-1, eps=1e-6)
-        neg = F.normalize(item_embeddings[negative_ids], dim=-1, eps=1e-6)
+        pos = unit(item_embeddings[positive_ids])
+        neg = unit(item_embeddings[negative_ids])
         pos_logit = (q * pos).sum(-1, keepdim=True)
         neg_logit = q @ neg.T
         hit = (negative_ids[None, :] == positive_ids[:, None]) | (negative_ids[None, :] == PAD)
@@ -129,10 +132,41 @@ def _full_softmax_logp(
     """log softmax of the target over every item: the same value as the sampled path with all
     items as negatives (tested), from one [P, n] matrix and a fused cross-entropy instead of a
     separate positive column, a concatenation and a logsumexp (fewer [P, n] temporaries)."""
-    items = F.normalize(item_embeddings[1:], dim=-1, eps=1e-6)
+    items = unit(item_embeddings[1:])
     logits = (q.to(matmul_dtype) @ items.to(matmul_dtype).T).float()
     target = positive_ids - 1
     if negative_mask is not None:  # seen items out of the softmax, never the target itself
         drop = negative_mask.scatter(1, target[:, None], False)
         logits.masked_fill_(drop, float("-inf"))  # in place: mm's backward does not need it
     return -F.cross_entropy(logits, target, reduction="none")
+
+
+class _LossSettings(Protocol):
+    """What the loss options below read of a config (pretraining's TrainConfig and
+    post-training's PosttrainConfig both carry them)."""
+
+    logits_matmul: str
+    mask_seen_negatives: bool
+    seen_scope: str
+
+
+def bf16_matmul_is_native() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX); emulated, it is slower
+    than float32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def logits_dtype(cfg: _LossSettings) -> torch.dtype:
+    """`cfg.logits_matmul`, except that bfloat16 falls back to float32 where it is not native."""
+    if cfg.logits_matmul == "bfloat16" and bf16_matmul_is_native():
+        return torch.bfloat16
+    return torch.float32
+
+
+def negative_mask(b: dict[str, Any], negs: torch.Tensor, cfg: _LossSettings) -> torch.Tensor | None:
+    """[B, L, K] negatives each position leaves out of its softmax (None = none): the items the
+    user saw in the window or, with `seen_scope="history"`, anywhere before the position."""
+    if not cfg.mask_seen_negatives:
+        return None
+    prior = (b["prior_rows"], b["prior_items"]) if cfg.seen_scope == "history" else None
+    return seen_negatives(b["item_ids"], negs, prior)

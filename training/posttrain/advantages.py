@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
-import torch.nn.functional as F
 
 from training.core.data import PAD, SequenceData
+from training.core.scoring import catalogue_logits
 from training.models import SequenceEncoder
 from training.reward.contract import CatalogueRewardModel
 
@@ -46,19 +46,6 @@ class EventAdvantages:
     v: np.ndarray
     advantage: np.ndarray
     state_weighted_advantage: np.ndarray  # sum_a pi(a|s) (r_hat(s,a) - V(s)) for the state (~0)
-
-
-def catalogue_logits(
-    hidden: torch.Tensor, item_embeddings: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """[..., n_items + 1] cos(h, e_a) / temperature for every item; the padding column is -inf."""
-    # 1/temperature folded into the [.., d] states, and the padding column set in place: each
-    # full pass over [.., n_items] costs as much as the product itself.
-    h = F.normalize(hidden, dim=-1, eps=1e-6) / temperature
-    e = F.normalize(item_embeddings, dim=-1, eps=1e-6)
-    logits = h @ e.T
-    logits[..., PAD] = float("-inf")
-    return logits
 
 
 def training_batch(data: SequenceData, rows: np.ndarray) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from common.paths import oracle_dir
 from training.core.data import PAD, SequenceData, Split
 from training.core.evaluate import KS, evaluate
+from training.core.scoring import last_state_scores, mask_seen
 from training.models import SequenceEncoder
 from training.reward.contract import CatalogueRewardModel
 from watchlogs.oracle import ARRAYS_FILE, Oracle
@@ -100,25 +101,6 @@ def ranking_metrics(
     )
 
 
-@torch.no_grad()
-def catalogue_scores(
-    policy: SequenceEncoder,
-    item_ids: torch.Tensor,
-    ts: torch.Tensor,
-    decision_ts: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """[B, n_items + 1] cosine scores of every item after each history (evaluate.py's scoring);
-    `decision_ts` [B, L] as in `SequenceEncoder.forward`."""
-    h = F.normalize(policy(item_ids, ts, decision_ts)[:, -1], dim=-1, eps=1e-6)
-    return h @ F.normalize(policy.item_embeddings(), dim=-1, eps=1e-6).T
-
-
-def _mask_seen(scores: torch.Tensor, b: dict) -> torch.Tensor:
-    scores[:, PAD] = float("-inf")
-    scores[b["seen_rows"], b["seen_items"]] = float("-inf")
-    return scores
-
-
 @dataclass
 class PolicyView:
     """What the slate metrics need of a policy at a set of states, from one forward pass."""
@@ -144,9 +126,11 @@ def policy_view(
     log_probs = torch.empty(len(s), data.n_items)
     for rows in _batches(len(s), batch_size):
         b = data.eval_batch(s, rows)
-        scores = catalogue_scores(policy, b["item_ids"], b["timestamps"], b["decision_ts"])
+        scores = last_state_scores(policy, b["item_ids"], b["timestamps"], b["decision_ts"])
         log_probs[rows] = F.log_softmax(scores[:, 1:] / temperature, dim=1)
-        val, idx = _mask_seen(scores, b).topk(min(k, scores.shape[1]), dim=1)
+        val, idx = mask_seen(scores, b["seen_rows"], b["seen_items"]).topk(
+            min(k, scores.shape[1]), dim=1
+        )
         slates[rows, : idx.shape[1]] = torch.where(torch.isfinite(val), idx, PAD).numpy()
     return PolicyView(slates, log_probs)
 
@@ -330,7 +314,6 @@ def deviation(
 
 __all__ = [
     "above_median_targets",
-    "catalogue_scores",
     "deviation",
     "deviation_between",
     "policy_view",

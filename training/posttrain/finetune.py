@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.posttrain.methods import asft
-from training.posttrain.advantages import EventAdvantages, training_batch
-from training.posttrain.methods.base import StepContext, subsample_states
-from training.posttrain.methods import bc, cql, dpo, ppo, rwbc
 from training.core.data import SequenceData
 from training.models import SequenceEncoder
+from training.posttrain.advantages import EventAdvantages, training_batch
+from training.posttrain.methods import asft, bc, cql, dpo, ppo, rwbc
+from training.posttrain.methods.base import StepContext, subsample_states
 from training.reward.contract import CatalogueRewardModel
 
 METHODS: tuple[str, ...] = ("bc", "asft", "rwbc", "dpo", "ipo", "cql", "ppo")

@@ -43,11 +43,11 @@ from common.paths import champion_dir  # noqa: E402
 from common.plots import save_figure
 from common.reports import write_report  # noqa: E402
 from common.tracking import start_run  # noqa: E402
-from training.posttrain import evaluate as ev
 from training.core.data import SequenceData  # noqa: E402
-from training.pretrain.compare import mean_ci  # noqa: E402
+from training.core.stats import mean_ci
 from training.models import SequenceEncoder  # noqa: E402
-from training.pretrain.stage import load_policy_on_temporal_split  # noqa: E402
+from training.models.checkpoint import load_policy_on_temporal_split
+from training.posttrain import evaluate as ev
 from training.reward.contract import (  # noqa: E402
     CatalogueRewardModel,
     advantages_path,
@@ -76,7 +76,8 @@ PROTOCOL = (
 @dataclass(frozen=True)
 class PosttrainSettings:
     """What the study trains and how it is evaluated. `betas` sweep every method in
-    BETA_METHODS (its meaning per method: training/posttrain/finetune.py); `method_betas` gives a method
+    BETA_METHODS (its meaning per method: training/posttrain/finetune.py); `method_betas` gives a
+    method
     its own sweep instead (a DPO beta and an A-SFT temperature live on different scales); BC and
     RW-BC have none."""
 

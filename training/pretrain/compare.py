@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing as mp
 import os
 import time
@@ -22,26 +21,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import torch
 
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import SequenceData, build_dataset, read_user_sequences
+from training.core.stats import mean_ci
 from training.pretrain.loop import available_cores, pretrain
 
 METRICS = ("ndcg@10", "hr@10", "ndcg@50", "hr@50", "mrr")
-# Two-sided 97.5% Student t quantiles by degrees of freedom (no scipy dependency).
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% confidence interval (0 for a single value)."""
-    x = np.asarray(values, dtype=np.float64)
-    if len(x) < 2:
-        return float(x.mean()), 0.0
-    t = _T975.get(len(x) - 1, 1.96)
-    return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(len(x)))
 
 
 def _run_one(

@@ -5,7 +5,8 @@ trains on rows r, r+W, r+2W... of each global batch. The step equals one process
 batch because (1) every rank draws the same negatives from the global batch's targets, and (2)
 each rank's mean loss is rescaled by P_local / P_global * W, so DDP's gradient average is the
 gradient of the global mean loss (ranks hold different numbers of supervised positions); see
-`training.pretrain.loop.train_epoch`. Dropout masks are drawn per rank, so runs with dropout agree in
+`training.pretrain.loop.train_epoch`. Dropout masks are drawn per rank, so runs with dropout
+agree in
 distribution, not bit for bit.
 
 `launch_pretrain` is `pretrain` with N processes: it starts

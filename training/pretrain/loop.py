@@ -35,7 +35,12 @@ import torch.distributed as dist
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import PAD, SequenceData, Vocab
 from training.core.evaluate import evaluate, evaluate_popularity
-from training.core.losses import sample_negatives, sampled_softmax_loss, seen_negatives
+from training.core.losses import (
+    logits_dtype,
+    negative_mask,
+    sample_negatives,
+    sampled_softmax_loss,
+)
 from training.models import SequenceEncoder
 
 DDP = torch.nn.parallel.DistributedDataParallel
@@ -100,19 +105,6 @@ def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
-
-
-def bf16_matmul_is_native() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX); emulated, it is slower
-    than float32."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def logits_dtype(cfg: TrainConfig) -> torch.dtype:
-    """`cfg.logits_matmul`, except that bfloat16 falls back to float32 where it is not native."""
-    if cfg.logits_matmul == "bfloat16" and bf16_matmul_is_native():
-        return torch.bfloat16
-    return torch.float32
 
 
 def batch_rows(data: SequenceData, cfg: TrainConfig, rng: np.random.Generator) -> list[np.ndarray]:
@@ -199,15 +191,6 @@ def train_epoch(
         optimizer.step()
         losses.append(loss.item())
     return float(np.mean(losses)) if losses else float("nan")
-
-
-def negative_mask(b: dict[str, Any], negs: torch.Tensor, cfg: TrainConfig) -> torch.Tensor | None:
-    """[B, L, K] negatives each position leaves out of its softmax (None = none): the items the
-    user saw in the window or, with `seen_scope="history"`, anywhere before the position."""
-    if not cfg.mask_seen_negatives:
-        return None
-    prior = (b["prior_rows"], b["prior_items"]) if cfg.seen_scope == "history" else None
-    return seen_negatives(b["item_ids"], negs, prior)
 
 
 # Settings a resumed run may change: more epochs, another thread count.
@@ -467,19 +450,3 @@ def _save(
         **common,
     }
     _atomic_save(last, ckdir / "last.pt")
-
-
-def load_checkpoint(path: str | Path) -> tuple[SequenceEncoder, Vocab, dict[str, Any]]:
-    """A trained encoder (eval mode), its vocab and the checkpoint's metadata.
-
-    `path` is a `best.pt` / `last.pt` file or a checkpoint directory (then `best.pt` is read).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
-    ck = torch.load(path, weights_only=path.name != "last.pt")
-    model = SequenceEncoder(ck["n_items"], ModelConfig.from_dict(ck["model_config"]))
-    model.load_state_dict(ck["model"])
-    model.eval()
-    meta = {k: v for k, v in ck.items() if k not in ("model", "optimizer", "rng", "vocab")}
-    return model, Vocab.from_dict(ck["vocab"]), meta

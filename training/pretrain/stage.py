@@ -22,16 +22,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from common.paths import pretrained_policy_dir, warehouse_path
+from common.paths import pretrained_policy_dir
 from common.plots import save_figure
 from common.tracking import start_run  # noqa: E402
-from common.warehouse import connect_read_only, training_inputs  # noqa: E402
 from training.core.config import ModelConfig, TrainConfig  # noqa: E402
-from training.core.data import SequenceData, Vocab, build_dataset  # noqa: E402
+from training.core.data import SequenceData, build_dataset  # noqa: E402
+from training.core.stats import mean_ci
+from training.pretrain.compare import METRICS  # noqa: E402
 from training.pretrain.ddp import launch_pretrain  # noqa: E402
-from training.pretrain.compare import METRICS, mean_ci  # noqa: E402
-from training.models import SequenceEncoder  # noqa: E402
-from training.pretrain.loop import PretrainResult, load_checkpoint, pretrain, run_key  # noqa: E402
+from training.pretrain.loop import PretrainResult, pretrain, run_key  # noqa: E402
 
 EXPERIMENT = "pretrain"
 PROTOCOL = (
@@ -262,25 +261,3 @@ def markdown_table(report: dict[str, Any]) -> str:
                 lines.append(f"| {method} | " + " | ".join(cells) + f" | {metrics['runs']} |")
             lines.append("")
     return "\n".join(lines)
-
-
-def load_policy_on_temporal_split(
-    root: Path,
-) -> tuple[SequenceEncoder, Vocab, dict[str, Any], SequenceData]:
-    """The pretrained policy (eval mode), its vocab and checkpoint metadata, and the warehouse
-    sequences on the temporal split in the policy's ids: what the later stages start from."""
-    checkpoint = pretrained_policy_dir(root) / "best.pt"
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"no pretrained policy at {checkpoint}: materialize it first")
-    policy, vocab, meta = load_checkpoint(checkpoint)
-    with connect_read_only(warehouse_path(root)) as con:
-        sequences, valid_start, test_start = training_inputs(con)
-    data = build_dataset(
-        sequences,
-        max_len=policy.cfg.max_len,
-        split="temporal",
-        valid_start=valid_start,
-        test_start=test_start,
-        vocab=vocab,
-    )
-    return policy, vocab, meta, data

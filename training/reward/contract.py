@@ -73,5 +73,5 @@ def reward_judge_dir(root: Path | None = None) -> Path:
 
 
 def advantages_path(root: Path | None = None) -> Path:
-    """Parquet, one row per logged training event (see training/posttrain/advantages.py for the columns)."""
+    """Parquet, one row per logged training event (columns: training/posttrain/advantages.py)."""
     return (root or data_dir()) / "advantages" / "advantages.parquet"

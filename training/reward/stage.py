@@ -30,7 +30,7 @@ import torch
 
 from common.paths import oracle_dir
 from training.core.data import SequenceData, Vocab
-from training.pretrain.stage import load_policy_on_temporal_split
+from training.models.checkpoint import load_policy_on_temporal_split
 from training.reward.contract import reward_judge_dir, reward_model_dir
 from training.reward.evaluate import (
     baseline_predictions,

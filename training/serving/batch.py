@@ -23,8 +23,8 @@ import torch
 from common.paths import champion_dir, pretrained_policy_dir, warehouse_path
 from common.warehouse import connect_read_only, training_inputs
 from training.core.data import PAD, build_dataset
-from training.posttrain.evaluate import catalogue_scores
-from training.pretrain.loop import load_checkpoint
+from training.core.scoring import last_state_scores
+from training.models.checkpoint import load_checkpoint
 
 TABLE = "serving.batch_recommendations"
 DAY = 86_400.0
@@ -90,7 +90,7 @@ def batch_recommendations(
         nxt = np.minimum(idx + 1, len(ev.timestamps) - 1)
         decided = np.where((idx >= 0) & (idx + 1 < e[:, None]), ev.timestamps[nxt], 0.0)
         decided[:, -1] = as_of
-        sc = catalogue_scores(policy, hist, ts, torch.from_numpy(decided))
+        sc = last_state_scores(policy, hist, ts, torch.from_numpy(decided))
         sc[:, PAD] = float("-inf")
         # Every item the user ever saw is excluded, not only those in the model's window.
         flat = np.concatenate([np.arange(a, b) for a, b in zip(s, e, strict=True)])

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.posttrain.advantages import EventAdvantages
-from training.posttrain.methods.base import StepContext, Update, supervised
 from training.core.losses import sample_negatives, sampled_softmax_loss, seen_negatives
 from training.models import SequenceEncoder
+from training.posttrain.advantages import EventAdvantages
+from training.posttrain.methods.base import StepContext, Update, supervised
 
 
 def asft_weights(advantage: torch.Tensor, beta: float, weight_clip: float) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 Every method module has a loss on plain tensors (hand-checkable) and a
 `step(model, batch, ctx, update) -> dict[str, float]` that turns one `training_batch` into one or
-more calls of `update(loss)` (the loop's backward + clip + optimizer step). `training/posttrain/finetune.py`
-owns the loop; `training/posttrain/methods/asft.py` is the method itself (and BC / RW-BC are A-SFT with other
+more calls of `update(loss)` (the loop's backward + clip + optimizer step).
+`training/posttrain/finetune.py` owns the loop; `methods/asft.py` is the method itself (and BC /
+RW-BC are A-SFT with other
 weights).
 
 - bc: continued pretraining (sampled softmax, weight 1 per target).
@@ -22,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from training.posttrain.advantages import catalogue_logits
 from training.core.data import PAD
+from training.core.scoring import catalogue_logits
 from training.models import SequenceEncoder
 from training.reward.contract import CatalogueRewardModel
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from training.models import SequenceEncoder
 from training.posttrain.methods.asft import sampled_nll
 from training.posttrain.methods.base import StepContext, Update
-from training.models import SequenceEncoder
 
 
 def step(model: SequenceEncoder, batch: dict[str, Any], ctx: StepContext, update: Update) -> dict:

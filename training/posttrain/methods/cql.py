@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from training.posttrain.advantages import catalogue_logits
-from training.posttrain.methods.base import StepContext, Update, supervised
+from training.core.scoring import catalogue_logits
 from training.models import SequenceEncoder
+from training.posttrain.methods.base import StepContext, Update, supervised
 
 
 def cql_loss(

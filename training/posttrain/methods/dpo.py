@@ -15,9 +15,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from training.models import SequenceEncoder
 from training.posttrain.advantages import ensemble_mean_std, score_rewards
 from training.posttrain.methods.base import StepContext, Update, state_log_probs, supervised
-from training.models import SequenceEncoder
 
 
 def preference_margin(

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
+from training.models import SequenceEncoder
 from training.posttrain.advantages import score_rewards
 from training.posttrain.methods.base import StepContext, Update, state_log_probs, supervised
-from training.models import SequenceEncoder
 
 
 def kl_to_ref(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
