@@ -28,7 +28,7 @@ from training.posttrain import stage
 from training.posttrain.advantages import compute_advantages
 from training.posttrain.finetune import PosttrainConfig, finetune
 from training.pretrain.loop import pretrain
-from training.serving.batch import TABLE, write_batch_recommendations
+from training.serving.batch import TABLE, BatchSettings, write_batch_recommendations
 from watchlogs.oracle import Oracle
 from watchlogs.simulator import SimulatorConfig, simulate
 
@@ -355,7 +355,7 @@ def test_study_end_to_end_registers_a_champion_that_beats_bc(world, monkeypatch)
     assert card["method"] == "asft" and card["model_version"] == str(version.version)
 
     # Batch recommendations come from the champion, for every active user.
-    path, recs = write_batch_recommendations(root, k=5, active_days=3)
+    path, recs = write_batch_recommendations(root, BatchSettings(k=5, active_days=3))
     assert pq.read_table(path).num_rows == recs.num_rows > 0
     assert set(recs["model_version"].to_pylist()) == {str(version.version)}
     assert max(recs["rank"].to_pylist()) == 5
@@ -378,7 +378,7 @@ def test_no_champion_when_it_does_not_beat_bc_on_the_truth(world, monkeypatch, t
     use_local_store(root)
     assert not mlflow.MlflowClient().search_registered_models()
     # Served by the pretrained policy, and the rows say so.
-    _, recs = write_batch_recommendations(root, k=3, active_days=3)
+    _, recs = write_batch_recommendations(root, BatchSettings(k=3, active_days=3))
     assert set(recs["model_name"].to_pylist()) == {"pretrained_policy"}
 
 

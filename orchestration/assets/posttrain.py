@@ -9,8 +9,13 @@ from common.paths import data_dir
 from common.tracking import tracking_uri
 from orchestration.metadata import image
 from orchestration.resources import DUCKDB_WRITER_POOL
-from training.posttrain.stage import PosttrainSettings, run_advantages, run_posttrain_study
-from training.serving.batch import TABLE, write_batch_recommendations
+from training.posttrain.stage import (
+    AdvantagesSettings,
+    PosttrainSettings,
+    run_advantages,
+    run_posttrain_study,
+)
+from training.serving.batch import TABLE, BatchSettings, write_batch_recommendations
 from watchlogs.sources import read_fingerprint
 
 _REWARD_MODEL = dg.AssetKey("reward_model")
@@ -44,9 +49,7 @@ class AdvantagesConfig(dg.Config):
 def advantages(context: dg.AssetExecutionContext, config: AdvantagesConfig) -> dg.MaterializeResult:
     result = run_advantages(
         data_dir(),
-        lcb=config.lcb,
-        top_k=config.top_k,
-        batch_size=config.batch_size,
+        AdvantagesSettings(lcb=config.lcb, top_k=config.top_k, batch_size=config.batch_size),
         log=context.log.info,
     )
     stats = result.stats
@@ -172,7 +175,9 @@ class BatchRecommendationsConfig(dg.Config):
     ),
 )
 def batch_recommendations(config: BatchRecommendationsConfig) -> dg.MaterializeResult:
-    path, table = write_batch_recommendations(data_dir(), config.k, config.active_days)
+    path, table = write_batch_recommendations(
+        data_dir(), BatchSettings(config.k, config.active_days)
+    )
     versions = sorted(set(table["model_version"].to_pylist()))
     return dg.MaterializeResult(
         metadata={

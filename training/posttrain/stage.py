@@ -41,7 +41,8 @@ import torch  # noqa: E402
 
 from common.paths import champion_dir  # noqa: E402
 from common.plots import save_figure
-from common.reports import write_report  # noqa: E402
+from common.reports import write_report
+from common.settings import setting  # noqa: E402
 from common.tracking import start_run  # noqa: E402
 from training.core.data import SequenceData  # noqa: E402
 from training.core.stats import mean_ci
@@ -184,12 +185,22 @@ class AdvantagesResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class AdvantagesSettings:
+    """How r_hat and V(s) are taken from the trainer's reward ensemble."""
+
+    lcb: float = setting(0.0, "r_hat = the ensemble's mean minus lcb standard deviations")
+    top_k: int | None = setting(
+        None, "V(s) over the policy's top_k titles (large catalogues); None = every title"
+    )
+    batch_size: int = setting(256, "states per reward-model call: fewer per-day catalogue passes")
+
+
 def run_advantages(
     root: Path,
+    settings: AdvantagesSettings = AdvantagesSettings(),
+    *,
     reward_model: CatalogueRewardModel | None = None,
-    lcb: float = 0.0,
-    top_k: int | None = None,
-    batch_size: int = 256,  # states per reward-model call: fewer per-day catalogue passes
     log: Log = print,
 ) -> AdvantagesResult:
     """A for every training target of the temporal split, written to `advantages_path(root)`."""
@@ -202,9 +213,9 @@ def run_advantages(
         inputs.policy,
         model,
         inputs.data,
-        lcb=lcb,
-        top_k=top_k,
-        batch_size=batch_size,
+        lcb=settings.lcb,
+        top_k=settings.top_k,
+        batch_size=settings.batch_size,
         temperature=inputs.temperature,
         log=log,
     )

@@ -50,12 +50,15 @@ class PretrainSettings:
     splits: tuple[str, ...] = ("temporal", "leave_one_out")
     policy_split: str = "temporal"  # post-training evaluates on the future-dated split
     seeds: tuple[int, ...] = (0,)
-    epochs: int | None = None  # None: the TrainConfig default (early stopping decides)
-    patience: int | None = None
-    max_len: int | None = None
+    # The default run trains briefly so it ends in minutes; configs/ raise these.
+    epochs: int | None = 3  # None: the TrainConfig default (early stopping decides)
+    patience: int | None = 2
+    max_len: int | None = 50
     # TrainConfig overrides (None = the TrainConfig default): dataset-specific tuning lives in
     # configs/*.yaml, so the default simulator run keeps the default cost per step.
-    num_negatives: int | None = None
+    # 512 sampled negatives keep the default run in minutes on the simulator's 3.5k titles (the
+    # full softmax, -1, costs ~4x per epoch there); configs/ml-100k.yaml sets -1.
+    num_negatives: int | None = 512
     temperature: float | None = None
     lr: float | None = None
     ema_decay: float | None = None

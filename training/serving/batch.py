@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import torch
 
 from common.paths import champion_dir, pretrained_policy_dir, warehouse_path
+from common.settings import setting
 from common.warehouse import connect_read_only, training_inputs
 from training.core.data import PAD, build_dataset
 from training.core.scoring import last_state_scores
@@ -55,13 +56,26 @@ def batch_table_path(root: Path) -> Path:
     return root / "recommendations" / "batch_recs.parquet"
 
 
+@dataclass(frozen=True)
+class BatchSettings:
+    """Who gets recommendations and how many."""
+
+    k: int = setting(10, "titles per user, seen titles excluded")
+    active_days: float = setting(7.0, "users with an event in the last N days of the data")
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.active_days <= 0:
+            raise ValueError(
+                f"k must be >= 1 and active_days > 0, got {self.k=}, {self.active_days=}"
+            )
+
+
 @torch.no_grad()
 def batch_recommendations(
-    root: Path, k: int = 10, active_days: float = 7.0, batch_size: int = 256
+    root: Path, settings: BatchSettings = BatchSettings(), batch_size: int = 256
 ) -> pa.Table:
     """user_id, rank (1 = best), item_id, score, model_name, model_version, generated_at."""
-    if k < 1 or active_days <= 0:
-        raise ValueError(f"k must be >= 1 and active_days > 0, got k={k}, {active_days=}")
+    k, active_days = settings.k, settings.active_days
     served = serving_model(root)
     policy, vocab, _ = load_checkpoint(served.directory / "best.pt")
     with connect_read_only(warehouse_path(root)) as con:
@@ -125,13 +139,13 @@ def batch_recommendations(
 
 
 def write_batch_recommendations(
-    root: Path, k: int = 10, active_days: float = 7.0
+    root: Path, settings: BatchSettings = BatchSettings()
 ) -> tuple[Path, pa.Table]:
     """Write the Parquet file and replace `serving.batch_recommendations` in the warehouse.
 
     The warehouse is opened read-write here only, after the Parquet file is written; callers
     serialise this with the other DuckDB writers (the asset's pool)."""
-    table = batch_recommendations(root, k, active_days)
+    table = batch_recommendations(root, settings)
     path = batch_table_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
