@@ -6,7 +6,7 @@
 For each size a seeded synthetic event set is generated once (not timed) and written as the table
 `staging.stg_watch_events` of a fresh DuckDB warehouse under a temporary ASFT_DATA_DIR and as a
 Parquet file with the same columns. Then each contender runs in its own fresh subprocess, so its
-peak RSS (VmHWM; see _peak_rss_mb) is its own, next to its RSS after imports:
+peak RSS (VmHWM; see peak_rss_mb) is its own, next to its RSS after imports:
 
 - dbt_duckdb: `dbt run --select int_events_sessionized` through dbtRunner in the worker; wall = the
   invoke (dbt start-up, parse with a warm partial-parse file, the model, writing the table);
@@ -24,7 +24,6 @@ benchmarks/results/sessionization.json and prints a table; temporary files are r
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
@@ -37,186 +36,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from benchmarks.process_stats import busy_cpu_s, cpu_s, memory, uptime
+from benchmarks.sessionization_check import compare_outputs
+from benchmarks.synthetic_events import EVENTS_PER_USER, synthetic_events, write_inputs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRANSFORMS_DIR = REPO_ROOT / "transforms"
 OUT = Path(__file__).resolve().parent / "results" / "sessionization.json"
 MODEL = "int_events_sessionized"
-EVENTS_PER_USER = 170
-N_DAYS = 120
-EPOCH0_US = int(dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp()) * 1_000_000
-DAY_US = 86_400 * 1_000_000
-HOUR_S = 3_600.0
-
-# Same columns and types as the dbt model staging.stg_watch_events.
-STAGING_DDL = """
-create schema if not exists staging;
-create table staging.stg_watch_events (
-    event_id varchar,
-    user_id varchar,
-    item_id varchar,
-    event_ts timestamptz,
-    event_date date,
-    watch_seconds double,
-    item_duration_seconds double,
-    rating tinyint,
-    autoplay boolean,
-    source_file varchar
-);
-"""
 DBT_ENV = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
 
 
-# ---------------------------------------------------------------- data
-
-
-def synthetic_events(n_events: int, n_users: int, seed: int = 0) -> pa.Table:
-    """Seeded watch events with the columns of staging.stg_watch_events, in event_ts order.
-
-    Heavy-tailed events per user (lognormal weights); sessions of ~6 playbacks whose next title
-    starts seconds to minutes after the previous playback ends; hours to days between sessions so
-    each user's history spreads over the 120 days; ~3% unknown watch_seconds (the playback still
-    took time, so those gaps look longer to the model); 0.1% events share their predecessor's
-    timestamp (ordered by event_id then).
-    """
-    rng = np.random.default_rng(seed)
-    n_users = max(1, min(n_users, n_events))
-    weight = rng.lognormal(0.0, 1.0, n_users)
-    weight = np.minimum(weight, 20 * weight.mean())  # the heaviest users still fit in 120 days
-    per_user = 1 + rng.multinomial(n_events - n_users, weight / weight.sum())
-    user = np.repeat(np.arange(n_users), per_user)
-    first = np.r_[0, np.cumsum(per_user)[:-1]]
-
-    n_items = max(1_000, n_events // 300)
-    item_weight = 1.0 / np.arange(1, n_items + 1) ** 0.9
-    item = rng.choice(n_items, n_events, p=item_weight / item_weight.sum())
-    duration = np.round(rng.lognormal(np.log(30 * 60), 0.6, n_items))[item]
-    played = np.round(duration * rng.beta(2.0, 1.5, n_events), 1)
-
-    is_start = rng.random(n_events) < 1 / 6
-    is_start[first] = True
-    intra_gap = rng.lognormal(np.log(60.0), 1.0, n_events)  # median 1 min after playback end
-    # Between sessions: at least an hour, plus a random share (exponential spacings) of the user's
-    # free time, of which the user fills 60-100% of the 120 days, so no history overruns them.
-    inter = is_start.copy()
-    inter[first] = False
-    busy = np.bincount(user, weights=played + intra_gap, minlength=n_users)
-    n_inter = np.bincount(user, weights=inter, minlength=n_users)
-    spare = np.maximum(N_DAYS * 86_400 - busy - n_inter * HOUR_S, 0.0)
-    spacing = rng.exponential(1.0, n_events) * inter
-    spacing_sum = np.maximum(np.bincount(user, weights=spacing, minlength=n_users), 1e-9)
-    fill = rng.uniform(0.6, 1.0, n_users) * spare / spacing_sum
-    inter_gap = HOUR_S + spacing * fill[user]
-    # Step from the previous event of the same user: its playback plus the idle gap.
-    step = np.where(is_start, inter_gap, intra_gap) + np.r_[0.0, played[:-1]]
-    step[(rng.random(n_events) < 0.001) & ~is_start] = 0.0
-    step[first] = 0.0
-    elapsed = np.cumsum(step)
-    elapsed -= np.repeat(elapsed[first], per_user)
-    span = elapsed[np.r_[first[1:], n_events] - 1]
-    offset = rng.random(n_users) * np.maximum(N_DAYS * 86_400 - span, 0.0)
-    ts_ms = np.round((offset[user] + elapsed) * 1e3).astype(np.int64)  # millisecond log clock
-    ts_us = EPOCH0_US + ts_ms * 1_000
-
-    watch = pa.array(played, pa.float64(), mask=rng.random(n_events) < 0.03)
-    rated = rng.random(n_events) < 0.05
-    rating = pa.array(rng.integers(1, 6, n_events).astype(np.int8), pa.int8(), mask=~rated)
-    autoplay = pa.array(rng.random(n_events) < 0.3, pa.bool_(), mask=rng.random(n_events) < 0.01)
-    # Event ids unrelated to time or user, so the sort really has to order them.
-    event_no = pa.array(rng.permutation(n_events))
-    event_ts = pa.array(ts_us, pa.timestamp("us", tz="UTC"))
-    event_date = pa.array((ts_us // DAY_US).astype(np.int32), pa.date32())
-
-    table = pa.table(
-        {
-            "event_id": _prefixed("e", event_no),
-            "user_id": _prefixed("u", pa.array(user)),
-            "item_id": _prefixed("i", pa.array(item)),
-            "event_ts": event_ts,
-            "event_date": event_date,
-            "watch_seconds": watch,
-            "item_duration_seconds": pa.array(duration, pa.float64()),
-            "rating": rating,
-            "autoplay": autoplay,
-            "source_file": pc.binary_join_element_wise(
-                "raw/watch_logs/date=",
-                pc.cast(event_date, pa.string()),
-                "/part-0.parquet",
-                "",
-            ),
-        }
-    )
-    # Staging order: like daily partitions read in date order.
-    return table.take(pa.array(np.argsort(ts_us, kind="stable")))
-
-
-def _prefixed(prefix: str, codes: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(prefix, pc.cast(codes, pa.string()), "")
-
-
-def write_inputs(table: pa.Table, work: Path) -> None:
-    """The staging table in a fresh warehouse and the same rows as Parquet (not timed)."""
-    import duckdb
-    import pyarrow.parquet as pq
-
-    data_dir = work / "data"
-    data_dir.mkdir(parents=True)
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        con.execute(STAGING_DDL)
-        con.register("events_arrow", table)
-        con.execute("insert into staging.stg_watch_events select * from events_arrow")
-        con.execute("checkpoint")
-    finally:
-        con.close()
-    pq.write_table(table, work / "events.parquet")
-
-
 # ---------------------------------------------------------------- workers (fresh subprocesses)
-
-
-def _proc_status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB
-    raise KeyError(field)
-
-
-def _peak_rss_mb() -> float:
-    # VmHWM, not getrusage's ru_maxrss: on Linux a child's ru_maxrss starts at the peak RSS of the
-    # parent it was forked from (kept across exec), so it would charge the driver's data
-    # generation to the worker. VmHWM is the peak of this process image alone.
-    return _proc_status_mb("VmHWM")
-
-
-def _rss_now_mb() -> float:
-    return _proc_status_mb("VmRSS")
-
-
-def _cpu_s(who: int = resource.RUSAGE_SELF) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _busy_cpu_s() -> float:
-    """CPU seconds the whole machine has been busy (all processes, incl. steal), from /proc/stat."""
-    with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _memory(prefix: str = "") -> dict[str, float]:
-    return {
-        f"{prefix}peak_rss_mb": _peak_rss_mb(),
-        f"{prefix}rss_mb": _rss_now_mb(),
-        f"{prefix}ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
 
 
 def _dbt_args(command: str, work: Path, args: argparse.Namespace) -> list[str]:
@@ -244,11 +77,11 @@ def worker_dbt(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     from dbt.cli.main import dbtRunner
 
     import_s = time.perf_counter() - t
-    baseline = _memory("baseline_")
+    baseline = memory("baseline_")
     dbt_args = _dbt_args("run", work, args) + ["--select", MODEL]
-    t, cpu = time.perf_counter(), _cpu_s()
+    t, cpu = time.perf_counter(), cpu_s()
     res = dbtRunner().invoke(dbt_args)
-    wall, cpu = time.perf_counter() - t, _cpu_s() - cpu
+    wall, cpu = time.perf_counter() - t, cpu_s() - cpu
     if not res.success:
         raise RuntimeError(f"dbt run failed: {res.exception or res.result}")
     (node,) = res.result.results
@@ -261,7 +94,7 @@ def worker_dbt(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "dbt_overhead_s": wall - node.execution_time,
         "import_s": import_s,
         **baseline,
-        **_memory(),
+        **memory(),
     }
 
 
@@ -279,15 +112,15 @@ def worker_pandas(
     from benchmarks.pandas_sessionize import INPUT_COLUMNS, sessionize
 
     import_s = time.perf_counter() - t
-    baseline = _memory("baseline_")
+    baseline = memory("baseline_")
     kind = "pandas" if pandas3_defaults else "pandas_object_strings"
-    t, cpu = time.perf_counter(), _cpu_s()
+    t, cpu = time.perf_counter(), cpu_s()
     events = pd.read_parquet(work / "events.parquet", columns=INPUT_COLUMNS)
     read_s = time.perf_counter() - t
     sessions = sessionize(events, args.gap_minutes)
     sessionize_s = time.perf_counter() - t - read_s
     sessions.to_parquet(work / f"{kind}_sessions.parquet", index=False)
-    wall, cpu = time.perf_counter() - t, _cpu_s() - cpu
+    wall, cpu = time.perf_counter() - t, cpu_s() - cpu
     return {
         "wall_s": wall,
         "cpu_s": cpu,
@@ -296,7 +129,7 @@ def worker_pandas(
         "write_s": wall - read_s - sessionize_s,
         "import_s": import_s,
         **baseline,
-        **_memory(),
+        **memory(),
         "dtypes": {col: str(dtype) for col, dtype in events.dtypes.items()},
     }
 
@@ -319,12 +152,12 @@ def run_worker(kind: str, work: Path, args: argparse.Namespace) -> dict[str, Any
     cmd += ["--work-dir", str(work), "--result-file", str(result_file)]
     cmd += ["--gap-minutes", str(args.gap_minutes), "--dbt-project-dir", str(args.dbt_project_dir)]
     load_before = os.getloadavg()[0]
-    t, busy, own = time.perf_counter(), _busy_cpu_s(), _cpu_s(resource.RUSAGE_CHILDREN)
+    t, busy, own = time.perf_counter(), busy_cpu_s(), cpu_s(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
         cmd, cwd=REPO_ROOT, env=dict(os.environ, **DBT_ENV), capture_output=True, text=True
     )
-    elapsed, busy = time.perf_counter() - t, _busy_cpu_s() - busy
-    own = _cpu_s(resource.RUSAGE_CHILDREN) - own
+    elapsed, busy = time.perf_counter() - t, busy_cpu_s() - busy
+    own = cpu_s(resource.RUSAGE_CHILDREN) - own
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} worker failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     result = json.loads(result_file.read_text())
@@ -333,61 +166,6 @@ def run_worker(kind: str, work: Path, args: argparse.Namespace) -> dict[str, Any
     # average cores busy with anything but this worker over its lifetime.
     result["other_jobs_cores"] = max(busy - own, 0.0) / elapsed
     return result
-
-
-# ---------------------------------------------------------------- verification
-
-
-def compare_outputs(work: Path, pandas_kind: str) -> dict[str, Any]:
-    """Per-event agreement of the dbt table and a pandas contender's Parquet, joined on event_id."""
-    import duckdb
-
-    con = duckdb.connect(str(work / "data" / "warehouse.duckdb"), read_only=True)
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        path = str(work / f"{pandas_kind}_sessions.parquet").replace("'", "''")
-        con.execute(f"create temp view p as select * from read_parquet('{path}')")
-        con.execute(f"create temp view d as select * from intermediate.{MODEL}")
-        sides = {}
-        for side in ("d", "p"):
-            # The checksum is order-independent: a sum of per-event hashes of the assignment.
-            rows, sessions, starts, checksum = con.sql(
-                f"""select count(*), count(distinct session_id), count(*) filter (is_session_start),
-                    sum(hash(event_id, session_index, position_in_session))::varchar
-                from {side}"""
-            ).fetchall()[0]
-            sides[side] = {
-                "rows": rows,
-                "sessions": sessions,
-                "session_starts": starts,
-                "checksum": checksum,
-            }
-        names = ["unmatched", "user_or_ts", "user_event_index", "session", "position", "start"]
-        # gap_seconds must be the very same double: both sides divide whole microseconds by 1e6.
-        names += ["gap_seconds", "gap_seconds_max_abs_diff"]
-        counts = con.sql(
-            """select
-                count(*) filter (d.event_id is null or p.event_id is null),
-                count(*) filter (d.user_id <> p.user_id or d.event_ts <> p.event_ts),
-                count(*) filter (d.user_event_index <> p.user_event_index),
-                count(*) filter (
-                    d.session_index <> p.session_index or d.session_id <> p.session_id
-                ),
-                count(*) filter (d.position_in_session <> p.position_in_session),
-                count(*) filter (d.is_session_start <> p.is_session_start),
-                count(*) filter (d.gap_seconds is distinct from p.gap_seconds),
-                max(abs(d.gap_seconds - p.gap_seconds))
-            from d full outer join p using (event_id)"""
-        ).fetchall()[0]
-    finally:
-        con.close()
-    mismatches = dict(zip(names, counts, strict=True))
-    return {
-        "dbt_duckdb": sides["d"],
-        pandas_kind: sides["p"],
-        "mismatched_events": mismatches,
-        "agree": sides["d"] == sides["p"] and not any(mismatches.values()),
-    }
 
 
 # ---------------------------------------------------------------- driver
@@ -405,7 +183,7 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def bench_size(n_events: int, n_users: int, args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"asft-sessionization-{n_events}-", dir=args.tmp_dir))
     try:
-        # Generated and written in a child too, so this driver stays small (see _peak_rss_mb).
+        # Generated and written in a child too, so this driver stays small (see peak_rss_mb).
         t = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "benchmarks.sessionization", "--worker", "setup"]
@@ -449,7 +227,9 @@ def bench_size(n_events: int, n_users: int, args: argparse.Namespace) -> dict[st
             }
             if n_events <= args.verify_max_size:
                 res["verification"] = {
-                    kind: compare_outputs(work, kind) for kind in runs if kind != "dbt_duckdb"
+                    kind: compare_outputs(work, kind, MODEL)
+                    for kind in runs
+                    if kind != "dbt_duckdb"
                 }
         return res
     finally:
@@ -567,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         "dbt_project_dir": str(a.dbt_project_dir),
         "machine": machine_info(),
         "load_average_before": os.getloadavg(),
-        "uptime_before": _uptime(),
+        "uptime_before": uptime(),
         "gap_minutes": a.gap_minutes,
         "repeats": a.repeats,
         "seed": a.seed,
@@ -576,17 +356,13 @@ def main(argv: list[str] | None = None) -> None:
     for n_events, n_users in zip(a.sizes, users, strict=True):
         results[str(n_events)] = bench_size(n_events, n_users, a)
     meta["load_average_after"] = os.getloadavg()
-    meta["uptime_after"] = _uptime()
+    meta["uptime_after"] = uptime()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     # Top-level keys are the sizes; "meta" holds the machine, the load and the command.
     a.out.write_text(json.dumps({**results, "meta": meta}, indent=2) + "\n")
     print_table(results)
     print(f"uptime before: {meta['uptime_before']}\nuptime after:  {meta['uptime_after']}")
     print(f"wrote {a.out}")
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # benchmarks/ is not an installed package
 
 from benchmarks.pandas_sessionize import OUTPUT_COLUMNS, sessionize  # noqa: E402
-from benchmarks.sessionization import STAGING_DDL  # noqa: E402
+from benchmarks.synthetic_events import STAGING_DDL  # noqa: E402
 
 try:  # tests/ on sys.path (pytest's default rootdir-less import mode)
     from dbt_helpers import DBT_EXECUTABLE, query, run_dbt
