@@ -73,6 +73,11 @@ class DataLayout:
         return self.root / "features"
 
     @property
+    def features_offline(self) -> Path:
+        """Feast's offline store: one Parquet file per feature view."""
+        return self.features / "offline"
+
+    @property
     def mlflow(self) -> Path:
         """MLflow: mlflow.db (tracking and registry, sqlite) and artifacts/."""
         return self.root / "mlflow"

@@ -1,12 +1,18 @@
-"""Where a run writes: everything lives under one data directory (ASFT_DATA_DIR, default data/)."""
+"""The data directory and accessors of its layout (`common/layout.py` names every path).
+
+Everything a run writes lives under one data directory: ASFT_DATA_DIR, default `data/`.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from common.layout import DataLayout
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR_ENV = "ASFT_DATA_DIR"
+WAREHOUSE_PATH_ENV = "ASFT_WAREHOUSE_PATH"
 
 
 def data_dir() -> Path:
@@ -19,17 +25,17 @@ def data_dir() -> Path:
     return path
 
 
+def layout(root: Path | None = None) -> DataLayout:
+    """The layout of `root`, or of the configured data directory."""
+    return DataLayout(root or data_dir())
+
+
 def raw_watch_logs_dir(root: Path | None = None) -> Path:
-    """Daily-partitioned Parquet: <data>/raw/watch_logs/date=YYYY-MM-DD/*.parquet."""
-    return (root or data_dir()) / "raw" / "watch_logs"
+    return layout(root).raw_watch_logs
 
 
 def oracle_dir(root: Path | None = None) -> Path:
-    """The simulator's hidden truth; read by evaluation only, never by training."""
-    return (root or data_dir()) / "oracle"
-
-
-WAREHOUSE_PATH_ENV = "ASFT_WAREHOUSE_PATH"
+    return layout(root).oracle
 
 
 def warehouse_path(root: Path | None = None) -> Path:
@@ -37,20 +43,18 @@ def warehouse_path(root: Path | None = None) -> Path:
     override = os.environ.get(WAREHOUSE_PATH_ENV)
     if root is None and override:
         return Path(override).resolve()
-    return (root or data_dir()) / "warehouse.duckdb"
+    return layout(root).warehouse
 
 
 def pretrained_policy_dir(root: Path | None = None) -> Path:
-    """The policy handed to post-training: best.pt, vocab.json, mlflow_run.json."""
-    return (root or data_dir()) / "models" / "pretrained_policy"
+    return layout(root).pretrained_policy
 
 
 def champion_dir(root: Path | None = None) -> Path:
-    """The registered post-trained champion (what batch recommendations serve)."""
-    return (root or data_dir()) / "models" / "champion"
+    return layout(root).champion
 
 
 def reports_dir(root: Path | None = None) -> Path:
-    path = (root or data_dir()) / "reports"
+    path = layout(root).reports
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from common.paths import data_dir
+from common.paths import layout
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -18,7 +18,7 @@ import mlflow  # noqa: E402  (telemetry must be off before import)
 
 
 def mlflow_dir(root: Path | None = None) -> Path:
-    path = (root or data_dir()) / "mlflow"
+    path = layout(root).mlflow
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from common.paths import data_dir, warehouse_path
+from common.paths import layout, warehouse_path
 from common.warehouse import connect_read_only
 
 
@@ -73,7 +73,7 @@ OFFLINE_TABLES = (USER_STATS, ITEM_STATS, RECENT_HISTORY)
 
 def offline_path(table: OfflineTable, root: Path | None = None) -> Path:
     """Absolute path of a view's Parquet file (the FileSource path)."""
-    return ((root or data_dir()) / "features" / "offline" / f"{table.view}.parquet").resolve()
+    return (layout(root).features_offline / f"{table.view}.parquet").resolve()
 
 
 def export_table(

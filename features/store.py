@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from feast import FeatureStore, RepoConfig
 
-from common.paths import data_dir
+from common.paths import layout
 
 PROJECT = "asft"
 CONFIG_FILE = "feature_store.yaml"
@@ -24,13 +24,13 @@ ONLINE_STORE_KINDS = ("sqlite", "redis")
 
 
 def features_dir(root: Path | None = None) -> Path:
-    path = (root or data_dir()) / "features"
+    path = layout(root).features
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def offline_dir(root: Path | None = None) -> Path:
-    path = features_dir(root) / "offline"
+    path = layout(root).features_offline
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from great_expectations.checkpoint import UpdateDataDocsAction  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
-from common.paths import data_dir  # noqa: E402
+from common.paths import data_dir, layout  # noqa: E402
 
 DATASOURCE = "frames"
 BATCH_DEFINITION = "whole_frame"
@@ -36,7 +36,7 @@ _REGISTERED: dict[tuple[str, str, str], Any] = {}
 
 def gx_root(root: Path | None = None) -> Path:
     """The GX context directory: `<data>/gx/`."""
-    return (root or data_dir()) / "gx"
+    return layout(root).gx
 
 
 def docs_index_path(root: Path | None = None) -> Path:
