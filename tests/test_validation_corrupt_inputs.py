@@ -129,6 +129,14 @@ CASES: dict[str, tuple[Callable, str, set[int] | None, str]] = {
         {4},
         "held",
     ),
+    "non_finite_watch": (
+        lambda t, r: _set(
+            _set(t, "watch_seconds", 1, float("nan")), "watch_seconds", 2, float("inf")
+        ),
+        "non_finite_value",
+        {1, 2},
+        "held",
+    ),
     "unknown_title": (
         lambda t, r: _set(t, "item_id", 5, "no-such-title"),
         "unknown_item_id",

@@ -1,6 +1,6 @@
 """The data quality report: after a gated Dagster run, GX Data Docs exist under the data directory,
-the gate's check metadata links them, quality.json lists every validated suite, and the index
-renders in headless Chromium (a real screenshot, checked for content)."""
+the gate's check metadata links them, quality.json lists every validated suite, and the pages
+render in headless Chromium offline: styled, the index listing every validation run."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from browser import CHROMIUM, CHROMIUM_ARGS, SKIP_WITHOUT_CHROMIUM
 from PIL import Image
 
 from orchestration.definitions import defs
+from validation.offline_docs import unvendored_urls
 
 TINY = {"n_users": 20, "n_items": 50, "n_events": 400, "n_days": 7, "seed": 5}
 
@@ -89,9 +90,8 @@ def _grey(png: Path) -> np.ndarray:
     reason="Debian's chromium is not installed (CI installs it and must run this test)",
 )
 def test_data_docs_render_in_headless_chromium(gated_run, tmp_path):
-    """The index and the raw gate's validation page render. Offline, Bootstrap and jQuery (from
-    public CDNs) are missing: pages are unstyled and the index's JavaScript result list is empty,
-    so the content check is made on the validation page, which is plain HTML."""
+    """The index and the raw gate's validation page render (a real screenshot, checked for
+    content)."""
     root, _ = gated_run
     quality = json.loads((root / "reports" / "quality.json").read_text())
     page = Path(quality["suites"]["raw_watch_logs"]["data_docs_page"])
@@ -105,3 +105,53 @@ def test_data_docs_render_in_headless_chromium(gated_run, tmp_path):
         assert image.std() > 10 and len(np.unique(image)) > 50, name
     text = (image < 128).mean()  # the validation page: headings, tables of expectations
     assert text > 0.01
+
+
+def test_data_docs_load_nothing_from_the_network(gated_run):
+    root, _ = gated_run
+    site = Path(json.loads((root / "reports" / "quality.json").read_text())["data_docs"]).parent
+    assert unvendored_urls(site) == set()
+    assert (site / "static" / "vendor" / "code.jquery.com" / "jquery-3.7.1.min.js").is_file()
+
+
+@pytest.mark.skipif(
+    SKIP_WITHOUT_CHROMIUM,
+    reason="Debian's chromium is not installed (CI installs it and must run this test)",
+)
+def test_data_docs_index_is_styled_and_lists_every_validation_offline(gated_run):
+    """With every request off this machine refused, the index is styled by Bootstrap (a computed
+    style the stylesheet sets, not the browser default) and its JavaScript lists one row per
+    stored validation run."""
+    from playwright.sync_api import sync_playwright
+
+    root, _ = gated_run
+    index = Path(json.loads((root / "reports" / "quality.json").read_text())["data_docs"])
+    runs = list((index.parent / "validations").rglob("*.html"))
+    assert runs
+    refused: list[str] = []
+
+    def offline(route):
+        if route.request.url.startswith("file://"):
+            return route.continue_()
+        refused.append(route.request.url)
+        return route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", offline)
+            page.goto(index.as_uri())
+            results = "#Validation-Results table tbody tr"  # the tab listing validation runs
+            page.wait_for_selector(f"{results} td", state="attached", timeout=30_000)
+            font = page.evaluate("getComputedStyle(document.body).fontFamily")
+            rows = page.locator(results).count()
+            brand = page.evaluate(
+                "getComputedStyle(document.querySelector('nav') || document.body).display"
+            )
+        finally:
+            browser.close()
+    assert "-apple-system" in font or "Segoe UI" in font, font  # Bootstrap's font stack
+    assert brand == "flex"  # Bootstrap's .navbar is a flexbox; unstyled, a nav is a block
+    assert rows == len(runs), (rows, len(runs))
+    assert refused == []

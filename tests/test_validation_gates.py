@@ -106,6 +106,27 @@ def test_raw_gate_passes_good_logs_and_names_each_bad_row(world):
     assert "never-released" in gate.bad_rows_markdown()
 
 
+def test_raw_gate_names_nan_and_infinite_floats_but_lets_nulls_pass(world):
+    """pandas cannot tell a delivered NaN from a missing value; the gate reads Arrow, which can."""
+    events: pa.Table = world["events"].slice(0, 6)
+    catalogue = set(world["events"]["item_id"].to_pylist())
+
+    def with_values(table: pa.Table, column: str, values: dict[int, float | None]) -> pa.Table:
+        column_values = table[column].to_pylist()
+        for row, value in values.items():
+            column_values[row] = value
+        i = table.schema.get_field_index(column)
+        return table.set_column(i, column, pa.array(column_values, pa.float64()))
+
+    table = with_values(events, "watch_seconds", {0: float("nan"), 1: float("inf"), 2: None})
+    table = with_values(table, "item_duration_seconds", {3: float("inf")})
+    assert table["watch_seconds"].null_count == 1  # row 2 is a real null, row 0 a NaN
+    gate = run_gate("raw_watch_logs", table, root=world["root"], catalogue=catalogue)
+    assert not gate.success
+    assert _rows(gate, "non_finite_value") == {0, 1, 3}
+    assert 2 not in gate.row_reasons()
+
+
 def test_raw_gate_rejects_missing_columns_wrong_types_and_empty_tables(world):
     events: pa.Table = world["events"].slice(0, 20)
     missing = run_gate("raw_watch_logs", events.drop(["item_id"]), root=world["root"])

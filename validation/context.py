@@ -23,6 +23,7 @@ from great_expectations.checkpoint import UpdateDataDocsAction  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
 from common.paths import data_dir, layout  # noqa: E402
+from validation.offline_docs import localize_site  # noqa: E402
 
 DATASOURCE = "frames"
 BATCH_DEFINITION = "whole_frame"
@@ -134,4 +135,6 @@ def run_checkpoint(
 def build_data_docs(root: Path | None = None) -> Path:
     """Rebuild Data Docs from every stored validation result; returns the index.html path."""
     get_context(root).build_data_docs(site_names=[DOCS_SITE])
-    return docs_index_path(root)
+    index = docs_index_path(root)
+    localize_site(index.parent)  # render offline: CDN assets served from the site itself
+    return index

@@ -116,6 +116,11 @@ def raw_suite(t: Thresholds) -> gx.ExpectationSuite:
             "duplicate_event_id",
             "the event_id is not already in the raw watch logs (from another delivery)",
         ),
+        _is_true(
+            "contract_floats_finite",
+            "non_finite_value",
+            "watch_seconds and item_duration_seconds are null or finite (no NaN, no infinity)",
+        ),
         *_watch_rules(t),
         _is_true(
             "item_id_in_catalogue",

@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from validation.thresholds import Thresholds
 from watchlogs.schema import RAW_WATCH_LOG_SCHEMA
@@ -74,6 +75,22 @@ def _hours_ahead(frame: pd.DataFrame, column: str, now: datetime) -> pd.Series:
     return (ts - pd.Timestamp(now).tz_convert("UTC")) / pd.Timedelta(hours=1)
 
 
+def _contract_floats_finite(table: pa.Table) -> pd.Series:
+    """True per row where every float column of the contract is null or a finite number.
+
+    Read from Arrow, where a null and a NaN are different things (pandas turns both into NaN):
+    a NaN or an infinity that was delivered is a broken value, not a missing one."""
+    ok = pa.array([True] * len(table), pa.bool_())
+    for field in RAW_WATCH_LOG_SCHEMA:
+        if not pa.types.is_floating(field.type) or field.name not in table.column_names:
+            continue
+        column = table.column(field.name)
+        if not pa.types.is_floating(column.type):
+            continue  # integers are finite; a wrong type is its own (file-level) rule
+        ok = pc.and_(ok, pc.fill_null(pc.is_finite(column), True))
+    return pd.Series(ok.to_numpy(zero_copy_only=False), dtype="boolean")
+
+
 def _watch_fraction(frame: pd.DataFrame) -> pd.Series:
     watch, duration = _numeric(frame, "watch_seconds"), _numeric(frame, "item_duration_seconds")
     if watch is None or duration is None:
@@ -97,7 +114,9 @@ def raw_view(
     existing_event_ids: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """A raw watch log (partitions or a delivery) as delivered, plus the derived rule columns."""
-    frame = arrow_to_frame(_typed_nulls(_as_arrow(data)))
+    table = _typed_nulls(_as_arrow(data))
+    frame = arrow_to_frame(table)
+    frame["contract_floats_finite"] = _contract_floats_finite(table).set_axis(frame.index)
     frame["watch_fraction"] = _watch_fraction(frame)
     frame["hours_ahead_of_now"] = _hours_ahead(frame, "event_ts", now or datetime.now(UTC))
     for column in set(RAW_WATCH_LOG_SCHEMA.names) & set(frame.columns):
