@@ -32,6 +32,7 @@ _COLUMNS = (*RANKING, "judge_reward", "true_satisfaction", "kl", "top10_overlap"
 
 # ---- advantages ---------------------------------------------------------------------------------
 def advantage_stats(advantage: np.ndarray) -> dict[str, float]:
+    """Count, mean, std, quantiles and share > 0 of the finite advantages."""
     a = advantage[np.isfinite(advantage)]
     if not len(a):
         raise ValueError("no finite advantage: no training target was scored")
@@ -47,6 +48,7 @@ def advantage_stats(advantage: np.ndarray) -> dict[str, float]:
 
 
 def advantage_histogram(values: np.ndarray, title: str, path: Path) -> Path:
+    """The finite advantages' histogram as a PNG at `path`."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.hist(values[np.isfinite(values)], bins=60, color="tab:blue")
     ax.axvline(0.0, color="black", lw=0.8)
@@ -58,6 +60,7 @@ def advantage_histogram(values: np.ndarray, title: str, path: Path) -> Path:
 
 # ---- the study's table and plot -----------------------------------------------------------------
 def results_markdown(summary: dict[str, dict[str, Any]], dataset: str) -> str:
+    """The study's table: one row per configuration, mean ± 95% CI of every metric measured."""
     cols = [c for c in _COLUMNS if any(c in row for row in summary.values())]
     rows = []
     for label, row in summary.items():
@@ -69,6 +72,7 @@ def results_markdown(summary: dict[str, dict[str, Any]], dataset: str) -> str:
 
 
 def write_csv(summary: dict[str, dict[str, Any]], dataset: str, path: Path) -> Path:
+    """The study's table as CSV: a mean and a ci95 column per metric measured."""
     cols = [c for c in METRICS if any(c in row for row in summary.values())]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:

@@ -65,16 +65,15 @@ class PosttrainSettings:
         unknown = sorted(set(self.method_betas) - set(BETA_METHODS))
         if unknown:
             raise ValueError(f"method_betas names {unknown}: only {BETA_METHODS} take a beta")
-        for m in self.methods:
+        for m in (m for m in self.methods if REGISTRY[m].uses_beta):
             betas = self.betas_of(m)
-            if not REGISTRY[m].uses_beta:
-                continue
             if not betas:
                 raise ValueError(f"method {m!r} needs at least one beta")
             if any(b <= 0 for b in betas):  # type: ignore[operator]
                 raise ValueError(f"betas of {m!r} must be > 0, got {betas}")
 
     def betas_of(self, method: str) -> tuple[float | None, ...]:
+        """The method's beta sweep; (None,) for a method that takes no beta."""
         if not REGISTRY[method].uses_beta:
             return (None,)
         return tuple(self.method_betas.get(method, self.betas))
@@ -103,4 +102,5 @@ class PosttrainSettings:
 
 
 def label_of(method: str, beta: float | None) -> str:
+    """A configuration's name in tables and runs: "bc", "asft@beta=0.1"."""
     return method if beta is None else f"{method}@beta={beta:g}"

@@ -32,7 +32,7 @@ class Method:
     name: str
     step: Step
     needs_reward_model: bool = False  # queries the trainer's reward ensemble while training
-    beta: str = ""  # what beta means for the method; "" = it takes none
+    beta_means: str = ""  # what beta means for the method; "" = it takes none
     # log pi over the whole catalogue per state: its states per batch are capped by max_states.
     full_catalogue: bool = False
     # Trained without dropout: its log pi / log pi_ref margins, PPO's ratio and the KL must start
@@ -44,25 +44,26 @@ class Method:
 
     @property
     def uses_beta(self) -> bool:
-        return bool(self.beta)
+        return bool(self.beta_means)
 
 
 REGISTRY: dict[str, Method] = {
     m.name: m
     for m in (
         Method("bc", bc.step),
-        Method("asft", asft.step, beta="temperature of the weights exp(A / beta)",
+        Method("asft", asft.step, beta_means="temperature of the weights exp(A / beta)",
                event_weights=asft.event_weights, weights_from="advantage",
                needs_advantages=True),
         Method("rwbc", asft.step, event_weights=rwbc.event_weights,
                weights_from="logged reward"),
-        Method("dpo", dpo.step, needs_reward_model=True, beta="DPO beta", full_catalogue=True,
-               no_dropout=True),
-        Method("ipo", partial(dpo.step, ipo=True), needs_reward_model=True, beta="IPO beta",
+        Method("dpo", dpo.step, beta_means="DPO beta", needs_reward_model=True,
                full_catalogue=True, no_dropout=True),
-        Method("cql", cql.step, beta="alpha, the conservative penalty", full_catalogue=True),
-        Method("ppo", ppo.step, needs_reward_model=True, beta="KL(pi || pi_ref) coefficient",
-               full_catalogue=True, no_dropout=True),
+        Method("ipo", partial(dpo.step, ipo=True), beta_means="IPO beta",
+               needs_reward_model=True, full_catalogue=True, no_dropout=True),
+        Method("cql", cql.step, beta_means="alpha, the conservative penalty",
+               full_catalogue=True),
+        Method("ppo", ppo.step, beta_means="KL(pi || pi_ref) coefficient",
+               needs_reward_model=True, full_catalogue=True, no_dropout=True),
     )
 }  # fmt: skip
 BETA_METHODS: tuple[str, ...] = tuple(n for n, m in REGISTRY.items() if m.uses_beta)
