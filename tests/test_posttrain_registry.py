@@ -131,3 +131,10 @@ def test_weighted_nll_masks_what_seen_scope_says():
         assert torch.equal(got, expect), scope
         losses[scope] = got.item()
     assert losses["window"] != losses["history"]
+
+
+def test_the_champion_ships_the_whole_training_package():
+    from training.posttrain.champion import TRAINING_PACKAGE
+
+    assert TRAINING_PACKAGE.name == "training"
+    assert (TRAINING_PACKAGE / "models").is_dir() and (TRAINING_PACKAGE / "posttrain").is_dir()
