@@ -1,8 +1,8 @@
 """Advantages over the whole catalogue: the members'-mean path (`score_catalogue_mean`, what the
-`advantages` asset uses) against the K-member path (`score_catalogue`, [K, B, L, N] held), side
-by side on the same windows, alternating, each repeat in a fresh process (so its peak RSS is its
-own). Reports training targets per second and peak RSS of each, their ratios, and the largest
-difference between the two results.
+`advantages` asset uses) against the K-member path (the mean taken over `score_catalogue`'s
+[K, B, L, N], held), side by side on the same windows, alternating, each repeat in a fresh
+process (so its peak RSS is its own). Reports training targets per second and peak RSS of each,
+their ratios, and the largest difference between the two results.
 
     python -m benchmarks.advantage_throughput --windows 1024 --repeats 2
 
@@ -27,21 +27,31 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.layout import DataLayout
 from common.paths import data_dir
 from training.posttrain.advantages import EventAdvantages, compute_advantages
-from training.posttrain.stage import load_ensemble, load_posttrain_inputs
-from training.reward.contract import reward_model_dir
+from training.posttrain.inputs import load_ensemble, load_posttrain_inputs
+from training.posttrain.settings import AdvantagesSettings
 
 OUT = Path(__file__).resolve().parent / "results" / "advantage_throughput.json"
 PATHS = ("members_mean", "k_members")
 
 
 class KMemberPath:
-    """The ensemble seen through the contract's required method only."""
+    """The ensemble with its members' mean and logged-action scores taken from the [K, B, L, N]
+    `score_catalogue` tensor: the path without the one-member-at-a-time mean."""
 
     def __init__(self, model: Any) -> None:
         self.n_members, self.n_items = model.n_members, model.n_items
         self.score_catalogue = model.score_catalogue
+
+    def score_catalogue_mean(self, *state: torch.Tensor) -> torch.Tensor:
+        return self.score_catalogue(*state).mean(0)
+
+    def score_items(self, *state_and_candidates: torch.Tensor) -> torch.Tensor:
+        *state, candidates = state_and_candidates
+        r = self.score_catalogue(*state)
+        return r.gather(-1, candidates.expand(len(r), -1, -1, -1))
 
 
 def _first_windows(data: Any, n: int) -> Any:
@@ -58,13 +68,13 @@ def _run(path: str, windows: int, batch_size: int, threads: int) -> dict[str, An
     """One timed pass in this (fresh) process: seconds, peak RSS and the advantages."""
     torch.set_num_threads(threads)
     inputs = load_posttrain_inputs(data_dir())
-    model = load_ensemble(reward_model_dir(data_dir()))
+    model = load_ensemble(DataLayout(data_dir()).reward_model)
     data = _first_windows(inputs.data, windows) if windows else inputs.data
     reward_model = model if path == "members_mean" else KMemberPath(model)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     adv = compute_advantages(
-        inputs.policy, reward_model, data, batch_size=batch_size,
+        inputs.policy, reward_model, data, AdvantagesSettings(batch_size=batch_size),
         temperature=inputs.temperature, log=lambda _: None,
     )  # fmt: skip
     return {

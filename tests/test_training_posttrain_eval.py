@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-import training.posttrain.finetune as posttrain_module
+import training.posttrain.study as study_module
 from common.paths import oracle_dir, pretrained_policy_dir, warehouse_path
 from common.tracking import use_local_store
 from training.core.config import ModelConfig, TrainConfig
@@ -26,7 +26,13 @@ from training.models import SequenceEncoder
 from training.posttrain import evaluate as ev
 from training.posttrain import stage
 from training.posttrain.advantages import compute_advantages
-from training.posttrain.finetune import PosttrainConfig, finetune
+from training.posttrain.champion import choose_champion
+from training.posttrain.config import PosttrainConfig
+from training.posttrain.evaluator import build_evaluator
+from training.posttrain.finetune import finetune
+from training.posttrain.inputs import PosttrainInputs
+from training.posttrain.settings import AdvantagesSettings, PosttrainSettings
+from training.posttrain.study import EXPERIMENT
 from training.pretrain.loop import pretrain
 from training.serving.batch import TABLE, BatchSettings, write_batch_recommendations
 from watchlogs.oracle import Oracle
@@ -47,6 +53,13 @@ class TableReward:
     def score_catalogue(self, item_ids, timestamps, user_ids, decision_ts):
         B, L = item_ids.shape
         return self.table[:, user_ids][:, :, None, :].expand(-1, B, L, -1)
+
+    def score_catalogue_mean(self, item_ids, timestamps, user_ids, decision_ts):
+        return self.score_catalogue(item_ids, timestamps, user_ids, decision_ts).mean(0)
+
+    def score_items(self, item_ids, timestamps, user_ids, decision_ts, candidates):
+        r = self.score_catalogue(item_ids, timestamps, user_ids, decision_ts)
+        return r.gather(-1, candidates.expand(len(r), -1, -1, -1))
 
 
 # ---- a tiny simulated world in a DuckDB warehouse, with a pretrained policy --------------------
@@ -156,11 +169,12 @@ def test_above_median_targets_are_strictly_above_the_median():
 def test_kl_and_overlap_of_identical_and_different_policies(world):
     data, policy = world["data"], world["policy"]
     states = ev.user_states(data)
-    same = ev.deviation(policy, policy, data, states)
+    view = ev.policy_view(policy, data, states)
+    same = ev.deviation_between(view, view)
     assert same["kl"] == pytest.approx(0.0, abs=1e-6) and same["top10_overlap"] == 1.0
     torch.manual_seed(1)
     other = SequenceEncoder(data.n_items, policy.cfg).eval()
-    diff = ev.deviation(other, policy, data, states)
+    diff = ev.deviation_between(ev.policy_view(other, data, states), view)
     assert diff["kl"] > 0.01 and diff["top10_overlap"] < 1.0
 
 
@@ -239,16 +253,20 @@ def test_training_never_reads_the_oracle_evaluation_does(world, monkeypatch):
     oracle_dir(root).rename(hidden)  # training runs without the oracle on disk at all
     try:
         reward = TableReward(world["truth"])
-        adv = compute_advantages(policy, reward, data, log=lambda _: None)
+        # compute_advantages' and PosttrainConfig's former defaults, passed explicitly.
+        adv = compute_advantages(
+            policy, reward, data, AdvantagesSettings(batch_size=32), log=lambda _: None
+        )
         for method in ("asft", "bc"):
-            cfg = PosttrainConfig(method=method, steps=3, batch_size=8, num_negatives=32)
+            cfg = PosttrainConfig(method=method, steps=3, batch_size=8, num_negatives=32,
+                                  lr=3e-4, weight_clip=20.0, self_normalise=True)  # fmt: skip
             finetune(policy, data, cfg, advantages=adv, log=lambda _: None)
     finally:
         hidden.rename(oracle_dir(root))
     assert loads.calls == []
-    inputs = stage.PosttrainInputs(policy, {"train_config": {"temperature": 0.1}}, data)
-    evaluate = stage.build_evaluator(
-        inputs, TableReward(world["truth"]), root, stage.PosttrainSettings(eval_users=20)
+    inputs = PosttrainInputs(policy, {"train_config": {"temperature": 0.1}}, data)
+    evaluate = build_evaluator(
+        inputs, TableReward(world["truth"]), root, PosttrainSettings(eval_users=20)
     )
     assert loads.calls == [str(oracle_dir(root))]
     assert "true_satisfaction" in evaluate(policy)
@@ -268,30 +286,30 @@ def _summary(judge: tuple[float, float], truth: tuple[float, float] | None) -> d
 
 
 def test_champion_rule_both_ways():
-    win = stage.choose_champion(_summary((3.5, 3.1), (0.7, 0.6)))
+    win = choose_champion(_summary((3.5, 3.1), (0.7, 0.6)))
     assert win["registered"] and win["label"] == "asft@beta=1"
     # Higher judge reward but lower true satisfaction: not registered, and the reason says why.
-    lose = stage.choose_champion(_summary((3.5, 3.1), (0.4, 0.6)))
+    lose = choose_champion(_summary((3.5, 3.1), (0.4, 0.6)))
     assert not lose["registered"] and "true_satisfaction" in lose["reason"]
     # Higher means but overlapping intervals: only registered when significance is not required.
     close = _summary((3.05, 2.9), (0.55, 0.5))
-    assert stage.choose_champion(close)["registered"]
-    assert not stage.choose_champion(close, require_significant=True)["registered"]
+    assert choose_champion(close)["registered"]
+    assert not choose_champion(close, require_significant=True)["registered"]
     # MovieLens (no oracle): the judge alone decides.
-    assert stage.choose_champion(_summary((3.5, 3.1), None))["registered"]
-    assert not stage.choose_champion(_summary((2.5, 2.1), None))["registered"]
+    assert choose_champion(_summary((3.5, 3.1), None))["registered"]
+    assert not choose_champion(_summary((2.5, 2.1), None))["registered"]
 
 
 def _study(root: Path, judge: TableReward, monkeypatch, order: list[str]):
     trainer = TableReward(judge.table.numpy())  # the trainer's reward model = the judge here
     stage.run_advantages(root, reward_model=trainer, log=lambda _: None)
-    real_finetune = posttrain_module.finetune
+    real_finetune = study_module.finetune
 
     def recorded_finetune(*args, **kwargs):
         order.append("train")
         return real_finetune(*args, **kwargs)
 
-    monkeypatch.setattr(posttrain_module, "finetune", recorded_finetune)
+    monkeypatch.setattr(study_module, "finetune", recorded_finetune)
     loads = OracleLoads()
     loads.install(monkeypatch)
     original = loads.original
@@ -301,7 +319,7 @@ def _study(root: Path, judge: TableReward, monkeypatch, order: list[str]):
         return original(cls, directory)
 
     monkeypatch.setattr(Oracle, "load", classmethod(load))
-    settings = stage.PosttrainSettings(
+    settings = PosttrainSettings(
         methods=("bc", "asft"), betas=(0.1,), seeds=(0, 1), steps=30, batch_size=16, lr=3e-3,
         eval_users=40, registered_model_name="test-recommender", num_threads=1,
     )  # fmt: skip
@@ -334,7 +352,7 @@ def test_study_end_to_end_registers_a_champion_that_beats_bc(world, monkeypatch)
 
     use_local_store(root)
     client = mlflow.MlflowClient()
-    exp = client.get_experiment_by_name(stage.EXPERIMENT)
+    exp = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 4 + 1  # one run per trained policy, one for the study
     study = client.get_run(result.study_run_id)
@@ -383,13 +401,13 @@ def test_no_champion_when_it_does_not_beat_bc_on_the_truth(world, monkeypatch, t
 
 
 def test_each_method_may_sweep_its_own_betas():
-    settings = stage.PosttrainSettings(
+    settings = PosttrainSettings(
         methods=("bc", "asft", "dpo", "rwbc"), betas=(0.1, 1.0), method_betas={"dpo": (0.05,)}
     )
     assert settings.configurations() == [
         ("bc", None), ("asft", 0.1), ("asft", 1.0), ("dpo", 0.05), ("rwbc", None),
     ]  # fmt: skip
     with pytest.raises(ValueError, match="only .* take a beta"):
-        stage.PosttrainSettings(methods=("bc",), method_betas={"bc": (1.0,)})
+        PosttrainSettings(methods=("bc",), method_betas={"bc": (1.0,)})
     with pytest.raises(ValueError, match="betas of 'dpo' must be > 0"):
-        stage.PosttrainSettings(methods=("dpo",), method_betas={"dpo": (0.0,)})
+        PosttrainSettings(methods=("dpo",), method_betas={"dpo": (0.0,)})

@@ -21,10 +21,12 @@ from training.posttrain.advantages import (
     FIELDS,
     compute_advantages,
     read_advantages,
-    training_batch,
     write_advantages,
 )
-from training.posttrain.finetune import METHODS, PosttrainConfig, finetune
+from training.posttrain.batch import training_batch
+from training.posttrain.config import PosttrainConfig
+from training.posttrain.finetune import finetune
+from training.posttrain.methods import REGISTRY
 from training.posttrain.methods.asft import asft_weights
 from training.posttrain.methods.base import subsample_states
 from training.posttrain.methods.cql import cql_loss
@@ -38,11 +40,20 @@ from training.posttrain.methods.dpo import (
 )
 from training.posttrain.methods.ppo import kl_to_ref, ppo_loss
 from training.posttrain.methods.rwbc import reward_weights
+from training.posttrain.settings import AdvantagesSettings
 
 torch.set_num_threads(1)
 QUIET = lambda s: None  # noqa: E731
 MCFG = ModelConfig(kind="hstu", d_model=16, n_blocks=1, n_heads=2, max_len=8, dropout=0.1)
+# The study-level values PosttrainConfig takes from the settings: these tests were written
+# against its former defaults, passed explicitly here.
+STUDY = dict(weight_clip=20.0, self_normalise=True, steps=300, batch_size=64, lr=3e-4)
 SMALL = dict(steps=3, batch_size=8, lr=1e-2, num_negatives=8, log_every=1)
+ADV32 = AdvantagesSettings(batch_size=32)  # compute_advantages' former default batch
+
+
+def config(method: str, **kw) -> PosttrainConfig:
+    return PosttrainConfig(method, **{**STUDY, **kw})  # type: ignore[arg-type]
 
 
 class TableRewardModel:
@@ -55,6 +66,13 @@ class TableRewardModel:
     def score_catalogue(self, item_ids, timestamps, user_ids, decision_ts) -> torch.Tensor:
         r = self.table[user_ids].permute(2, 0, 1)  # [K, B, n_items + 1]
         return r[:, :, None, :].expand(-1, -1, item_ids.shape[1], -1).clone()
+
+    def score_catalogue_mean(self, item_ids, timestamps, user_ids, decision_ts) -> torch.Tensor:
+        return self.score_catalogue(item_ids, timestamps, user_ids, decision_ts).mean(0)
+
+    def score_items(self, item_ids, timestamps, user_ids, decision_ts, candidates):
+        r = self.score_catalogue(item_ids, timestamps, user_ids, decision_ts)
+        return r.gather(-1, candidates.expand(len(r), -1, -1, -1))
 
 
 def tiny_data(with_event_ids: bool = False):
@@ -123,11 +141,11 @@ def test_weighted_sampled_softmax_hand_case_self_normalised_and_by_count():
 def test_asft_at_infinite_beta_is_bc_exactly():
     data = tiny_data()
     policy, rm = tiny_policy(data), reward_model(data)
-    adv = compute_advantages(policy, rm, data, log=QUIET)
-    bc = finetune(policy, data, PosttrainConfig("bc", **SMALL), log=QUIET)
-    inf = finetune(policy, data, PosttrainConfig("asft", beta=math.inf, **SMALL),
+    adv = compute_advantages(policy, rm, data, ADV32, log=QUIET)
+    bc = finetune(policy, data, config("bc", **SMALL), log=QUIET)
+    inf = finetune(policy, data, config("asft", beta=math.inf, **SMALL),
                    advantages=adv, log=QUIET)  # fmt: skip
-    hot = finetune(policy, data, PosttrainConfig("asft", beta=0.3, **SMALL),
+    hot = finetune(policy, data, config("asft", beta=0.3, **SMALL),
                    advantages=adv, log=QUIET)  # fmt: skip
     a, b, c = params(bc), params(inf), params(hot)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -163,7 +181,9 @@ def test_advantages_are_zero_sum_per_state_and_match_the_formula():
     targets = np.concatenate([np.arange(s + 1, e) for s, e in windows])
     exact = {}
     for lcb in (0.0, 1.0):
-        exact[lcb] = adv = compute_advantages(policy, rm, data, lcb=lcb, batch_size=5, log=QUIET)
+        exact[lcb] = adv = compute_advantages(
+            policy, rm, data, AdvantagesSettings(lcb=lcb, batch_size=5), log=QUIET
+        )
         has = ~np.isnan(adv.advantage)
         assert np.array_equal(np.flatnonzero(has), np.sort(targets))  # every target, only targets
         assert np.abs(adv.state_weighted_advantage[has]).max() < 1e-5
@@ -172,9 +192,9 @@ def test_advantages_are_zero_sum_per_state_and_match_the_formula():
             for event, (v, a) in brute_force(policy, rm, data, w, lcb).items():
                 assert math.isclose(adv.v[event], v, abs_tol=1e-5)
                 assert math.isclose(adv.advantage[event], a, abs_tol=1e-5)
-    top = compute_advantages(policy, rm, data, top_k=3, log=QUIET)
+    top = compute_advantages(policy, rm, data, replace(ADV32, top_k=3), log=QUIET)
     assert np.nanmax(np.abs(top.state_weighted_advantage)) < 1e-5
-    full = compute_advantages(policy, rm, data, top_k=data.n_items, log=QUIET)
+    full = compute_advantages(policy, rm, data, replace(ADV32, top_k=data.n_items), log=QUIET)
     assert np.allclose(full.v, exact[0.0].v, equal_nan=True)
     assert not np.allclose(top.v, exact[0.0].v, equal_nan=True)
 
@@ -182,7 +202,7 @@ def test_advantages_are_zero_sum_per_state_and_match_the_formula():
 @pytest.mark.parametrize("with_event_ids", [False, True])
 def test_advantages_parquet_round_trip(tmp_path, with_event_ids):
     data = tiny_data(with_event_ids)
-    adv = compute_advantages(tiny_policy(data), reward_model(data), data, log=QUIET)
+    adv = compute_advantages(tiny_policy(data), reward_model(data), data, ADV32, log=QUIET)
     table = write_advantages(adv, data, tmp_path / "adv.parquet")
     assert table.num_rows == int((~np.isnan(adv.advantage)).sum())
     assert ("event_id" in table.column_names) == with_event_ids
@@ -265,11 +285,11 @@ def test_ppo_loss_hand_case():
 def test_every_method_trains_a_copy_and_leaves_the_input_alone():
     data = tiny_data()
     policy, rm = tiny_policy(data), reward_model(data)
-    adv = compute_advantages(policy, rm, data, log=QUIET)
+    adv = compute_advantages(policy, rm, data, ADV32, log=QUIET)
     before, rows = params(policy), []
-    for method in METHODS:
+    for method in REGISTRY:
         rows.clear()
-        cfg = PosttrainConfig(method, ppo_epochs=2, max_states=12, **SMALL)
+        cfg = config(method, ppo_epochs=2, max_states=12, **SMALL)
         out = finetune(policy, data, cfg, advantages=adv, reward_model=rm, log=QUIET,
                        on_step=lambda i, row: rows.append(row))  # fmt: skip
         after = params(out)
@@ -286,7 +306,7 @@ def test_dpo_and_ppo_start_at_the_reference_policy_without_dropout_noise():
     policy, rm = tiny_policy(data), reward_model(data)  # the policy has dropout 0.1
     first = {}
     for method in ("dpo", "ppo"):
-        cfg = PosttrainConfig(method, ppo_epochs=1, **{**SMALL, "steps": 1})
+        cfg = config(method, ppo_epochs=1, **{**SMALL, "steps": 1})
         finetune(policy, data, cfg, reward_model=rm, log=QUIET,
                  on_step=lambda i, row, m=method: first.setdefault(m, row))  # fmt: skip
     assert abs(first["dpo"]["margin"]) < 1e-6  # log pi - log pi_ref = 0 before the first update
@@ -309,19 +329,19 @@ def test_finetune_rejects_missing_inputs_and_bad_configs():
     data = tiny_data()
     policy = tiny_policy(data)
     with pytest.raises(ValueError, match="unknown method"):
-        PosttrainConfig("sft")
+        config("sft")
     with pytest.raises(ValueError, match="beta"):
-        PosttrainConfig("asft", beta=-1.0)
+        config("asft", beta=-1.0)
     with pytest.raises(ValueError, match="needs advantages"):
-        finetune(policy, data, PosttrainConfig("asft", **SMALL), log=QUIET)
+        finetune(policy, data, config("asft", **SMALL), log=QUIET)
     with pytest.raises(ValueError, match="needs a reward model"):
-        finetune(policy, data, PosttrainConfig("ppo", **SMALL), log=QUIET)
-    adv = compute_advantages(policy, reward_model(data), data, log=QUIET)
+        finetune(policy, data, config("ppo", **SMALL), log=QUIET)
+    adv = compute_advantages(policy, reward_model(data), data, ADV32, log=QUIET)
     adv.advantage[np.flatnonzero(~np.isnan(adv.advantage))[0]] = np.nan
     with pytest.raises(ValueError, match="1 training targets have no advantage"):
-        finetune(policy, data, replace(PosttrainConfig("asft", **SMALL)), advantages=adv, log=QUIET)
+        finetune(policy, data, replace(config("asft", **SMALL)), advantages=adv, log=QUIET)
     wrong = TableRewardModel(torch.rand(len(data.vocab.users) + 1, data.n_items + 3, 2))
     with pytest.raises(ValueError, match="catalogue sizes differ"):
-        compute_advantages(policy, wrong, data, log=QUIET)
+        compute_advantages(policy, wrong, data, ADV32, log=QUIET)
     logits = catalogue_logits(torch.randn(2, 16), policy.item_embeddings(), 0.1)
     assert torch.isinf(logits[:, 0]).all() and torch.isfinite(logits[:, 1:]).all()

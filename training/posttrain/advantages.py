@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +28,8 @@ import torch
 from training.core.data import PAD, SequenceData
 from training.core.scoring import catalogue_logits
 from training.models import SequenceEncoder
+from training.posttrain.batch import ensemble_mean_std, score_rewards, training_batch
+from training.posttrain.settings import AdvantagesSettings
 from training.reward.contract import CatalogueRewardModel
 
 FIELDS = ("r_hat_mean", "r_hat_std", "v", "advantage", "state_weighted_advantage")
@@ -48,40 +49,6 @@ class EventAdvantages:
     state_weighted_advantage: np.ndarray  # sum_a pi(a|s) (r_hat(s,a) - V(s)) for the state (~0)
 
 
-def training_batch(data: SequenceData, rows: np.ndarray) -> dict[str, Any]:
-    """`data.train_batch(rows)` plus what rewards need: the row's dense user id [B], the decision
-    time of each position (= its target's timestamp, 0 at padding) [B, L] and the logged reward of
-    each target [B, L] (NaN at padding and where the log has none)."""
-    b = data.train_batch(rows)
-    ev, tgt = data.events, b["target_index"]
-    at = np.maximum(tgt, 0)
-    b["user_ids"] = torch.from_numpy(ev.users[ev.row_of_event[data.windows.starts[rows]]])
-    b["rewards"] = torch.from_numpy(np.where(tgt >= 0, ev.rewards[at], np.nan).astype(np.float32))
-    return b
-
-
-def score_rewards(reward_model: CatalogueRewardModel, batch: dict[str, Any]) -> torch.Tensor:
-    """[K, B, L, n_items + 1] the ensemble's r_hat for a `training_batch`, shape-checked."""
-    r = reward_model.score_catalogue(
-        batch["item_ids"], batch["timestamps"], batch["user_ids"], batch["decision_ts"]
-    )
-    B, L = batch["item_ids"].shape
-    want = (reward_model.n_members, B, L, reward_model.n_items + 1)
-    if tuple(r.shape) != want:
-        raise ValueError(f"score_catalogue returned shape {tuple(r.shape)}, expected {want}")
-    return r
-
-
-def ensemble_mean_std(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and (sample) std over the K members of [K, ...]; std = 0 for a single member.
-
-    Written out because torch's std over a leading dim is ~5x slower on CPU for these shapes."""
-    mean = r.mean(0)
-    if r.shape[0] == 1:
-        return mean, torch.zeros_like(mean)
-    return mean, ((r - mean) ** 2).sum(0).div_(r.shape[0] - 1).sqrt_()
-
-
 def _check_catalogues(policy: SequenceEncoder, reward_model: CatalogueRewardModel, data) -> None:
     if not policy.n_items == reward_model.n_items == data.n_items:
         raise ValueError(
@@ -95,14 +62,14 @@ def compute_advantages(
     policy: SequenceEncoder,
     reward_model: CatalogueRewardModel,
     data: SequenceData,
+    settings: AdvantagesSettings,
     *,
-    lcb: float = 0.0,
-    top_k: int | None = None,
-    batch_size: int = 32,
     temperature: float = 0.1,
     log: Callable[[str], None] = print,
 ) -> EventAdvantages:
-    """r_hat, V and A for every training target of `data` (see the module docstring)."""
+    """r_hat, V and A for every training target of `data` (see the module docstring), scored
+    with the pretrained policy's `temperature`."""
+    lcb, top_k, batch_size = settings.lcb, settings.top_k, settings.batch_size
     _check_catalogues(policy, reward_model, data)
     if top_k is not None and not 0 < top_k <= data.n_items:
         raise ValueError(f"top_k must be in 1..{data.n_items}, got {top_k}")
@@ -114,14 +81,11 @@ def compute_advantages(
     for i, start in enumerate(range(0, n, batch_size)):
         b = training_batch(data, np.arange(start, min(start + batch_size, n)))
         tgt = b["target_ids"][..., None]
-        if lcb or not hasattr(reward_model, "score_catalogue_mean"):
+        if lcb:  # the catalogue-wide std is needed: the members' K scores are held
             scores = score_rewards(reward_model, b)  # [K, B, L, n_items + 1]
             logged = scores.gather(-1, tgt.expand(len(scores), -1, -1, -1))
-            if lcb:  # the catalogue-wide std is needed only here
-                mean, std = ensemble_mean_std(scores)
-                r = mean.sub_(std.mul_(lcb))
-            else:
-                r = scores.mean(0)
+            mean, std = ensemble_mean_std(scores)
+            r = mean.sub_(std.mul_(lcb))
             del scores
         else:  # the members' mean directly, and the logged action's K scores apart
             x = (b["item_ids"], b["timestamps"], b["user_ids"], b["decision_ts"])

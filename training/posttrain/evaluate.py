@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.paths import oracle_dir
+from common.layout import DataLayout
 from training.core.data import PAD, SequenceData, Split
 from training.core.evaluate import KS, evaluate
 from training.core.scoring import last_state_scores, mask_seen
@@ -208,9 +208,9 @@ def judge_reward(
 
 
 # ---- the simulator's ground truth (evaluation only) --------------------------------------------
-def load_oracle(root: Path | None = None) -> Oracle | None:
+def load_oracle(root: Path) -> Oracle | None:
     """The simulator's hidden true satisfaction, or None where the source has none (MovieLens)."""
-    directory = oracle_dir(root)
+    directory = DataLayout(root).oracle
     return Oracle.load(directory) if (directory / ARRAYS_FILE).exists() else None
 
 
@@ -296,25 +296,8 @@ def deviation_between(view: PolicyView, reference: PolicyView) -> dict[str, floa
     return {"kl": float(kl.mean()), f"top{k}_overlap": float(overlap.mean())}
 
 
-def deviation(
-    policy: SequenceEncoder,
-    reference: SequenceEncoder,
-    data: SequenceData,
-    split: SplitLike,
-    k: int = 10,
-    temperature: float = 0.1,
-    batch_size: int = 256,
-) -> dict[str, float]:
-    """Mean over states of KL(pi || pi_ref) over the catalogue and of the top-k overlap."""
-    return deviation_between(
-        policy_view(policy, data, split, k, temperature, batch_size),
-        policy_view(reference, data, split, k, temperature, batch_size),
-    )
-
-
 __all__ = [
     "above_median_targets",
-    "deviation",
     "deviation_between",
     "policy_view",
     "satisfaction_scale",

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.core.losses import sample_negatives, sampled_softmax_loss, seen_negatives
+from training.core.data import SequenceData
 from training.models import SequenceEncoder
-from training.posttrain.advantages import EventAdvantages
-from training.posttrain.methods.base import StepContext, Update, supervised
+from training.posttrain.config import PosttrainConfig
+from training.posttrain.methods.base import StepContext, Update, sampled_nll, supervised
 
 
 def asft_weights(advantage: torch.Tensor, beta: float, weight_clip: float) -> torch.Tensor:
@@ -33,28 +33,20 @@ def asft_weights(advantage: torch.Tensor, beta: float, weight_clip: float) -> to
     return torch.exp(torch.clamp(advantage / beta, max=math.log(weight_clip)))
 
 
-def event_weights(adv: EventAdvantages, beta: float, weight_clip: float) -> torch.Tensor:
-    """[E] A-SFT weight of every event (NaN where the event has no advantage)."""
-    return asft_weights(torch.from_numpy(np.asarray(adv.advantage, np.float64)), beta, weight_clip)
-
-
-def sampled_nll(
-    model: SequenceEncoder,
-    batch: dict[str, Any],
-    ctx: StepContext,
-    weights: torch.Tensor | None = None,
+def event_weights(
+    data: SequenceData, cfg: PosttrainConfig, advantage: np.ndarray | None
 ) -> torch.Tensor:
-    """Pretraining's sampled-softmax NLL of the batch's targets, optionally weighted per target
-    (weights divided by their sum when cfg.self_normalise, else by the number of targets)."""
-    cfg, mask = ctx.cfg, supervised(batch)
-    h = model(batch["item_ids"], batch["timestamps"], batch["decision_ts"])
-    targets = batch["target_ids"][mask]
-    negs = sample_negatives(targets, ctx.n_items, cfg.num_negatives, generator=ctx.generator)
-    drop = seen_negatives(batch["item_ids"], negs)[mask] if cfg.mask_seen_negatives else None
-    return sampled_softmax_loss(
-        h[mask], targets, model.item_embeddings(), negs, cfg.temperature, weights, drop,
-        normalise="weights" if cfg.self_normalise else "count",
-    )  # fmt: skip
+    """[E] A-SFT weight of every event of `data` (NaN where the event has no advantage), from
+    the [E] advantages (training/posttrain/advantages.py)."""
+    if advantage is None:
+        raise ValueError("method 'asft' needs advantages (training.posttrain.advantages)")
+    if len(advantage) != len(data.events.items):
+        raise ValueError(
+            f"advantages cover {len(advantage)} events, the data has "
+            f"{len(data.events.items)}: compute them on the same data"
+        )
+    return asft_weights(torch.from_numpy(np.asarray(advantage, np.float64)), cfg.beta,
+                        cfg.weight_clip)  # fmt: skip
 
 
 def target_weights(batch: dict[str, Any], ctx: StepContext) -> torch.Tensor:
@@ -69,6 +61,7 @@ def target_weights(batch: dict[str, Any], ctx: StepContext) -> torch.Tensor:
 
 
 def step(model: SequenceEncoder, batch: dict[str, Any], ctx: StepContext, update: Update) -> dict:
+    """One weighted NLL update; RW-BC's step too (only its per-event weights differ)."""
     w = target_weights(batch, ctx)
     loss = sampled_nll(model, batch, ctx, w)
     update(loss)

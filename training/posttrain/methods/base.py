@@ -1,37 +1,35 @@
-"""Post-training baselines beside A-SFT, one small module each, sharing data and model code.
+"""The step contract every post-training method implements, and what the methods share.
 
-Every method module has a loss on plain tensors (hand-checkable) and a
-`step(model, batch, ctx, update) -> dict[str, float]` that turns one `training_batch` into one or
-more calls of `update(loss)` (the loop's backward + clip + optimizer step).
-`training/posttrain/finetune.py` owns the loop; `methods/asft.py` is the method itself (and BC /
-RW-BC are A-SFT with other
-weights).
-
-- bc: continued pretraining (sampled softmax, weight 1 per target).
-- rwbc: the same with the logged 1-5 reward as the weight.
-- dpo (and IPO): preference pairs from pi_ref samples whose ensemble intervals do not overlap.
-- cql: discrete one-step CQL with the policy's catalogue logits as Q values.
-- ppo: one-step bandit PPO, the reward model as environment, KL-regularised to pi_ref.
+A method's `step(model, batch, ctx, update) -> dict[str, float]` turns one `training_batch`
+(training/posttrain/batch.py) into one or more calls of `update(loss)` (the loop's backward +
+clip + optimizer step); training/posttrain/finetune.py owns the loop and methods/__init__.py the
+registry. `sampled_nll` is pretraining's sampled-softmax loss, optionally weighted per target:
+BC, A-SFT and RW-BC differ only in those weights.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from training.core.data import PAD
+from training.core.losses import (
+    logits_dtype,
+    negative_mask,
+    sample_negatives,
+    sampled_softmax_loss,
+)
 from training.core.scoring import catalogue_logits
 from training.models import SequenceEncoder
+from training.posttrain.config import PosttrainConfig
 from training.reward.contract import CatalogueRewardModel
 
-if TYPE_CHECKING:
-    from training.posttrain.finetune import PosttrainConfig
-
 Update = Callable[[torch.Tensor], None]
+Step = Callable[..., dict[str, float]]  # (model, batch, ctx, update) -> the step's figures
 
 
 @dataclass
@@ -81,3 +79,24 @@ def state_log_probs(
     if states is not None:
         h = h[states]
     return torch.log_softmax(catalogue_logits(h, model.item_embeddings(), temperature), dim=-1)
+
+
+def sampled_nll(
+    model: SequenceEncoder,
+    batch: dict[str, Any],
+    ctx: StepContext,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Pretraining's sampled-softmax NLL of the batch's targets, with its negative masking
+    (`seen_scope`) and logits precision (`logits_matmul`), optionally weighted per target
+    (weights divided by their sum when cfg.self_normalise, else by the number of targets)."""
+    cfg, mask = ctx.cfg, supervised(batch)
+    h = model(batch["item_ids"], batch["timestamps"], batch["decision_ts"])
+    targets = batch["target_ids"][mask]
+    negs = sample_negatives(targets, ctx.n_items, cfg.num_negatives, generator=ctx.generator)
+    drop = negative_mask(batch, negs, cfg)
+    return sampled_softmax_loss(
+        h[mask], targets, model.item_embeddings(), negs, cfg.temperature, weights,
+        None if drop is None else drop[mask],
+        normalise="weights" if cfg.self_normalise else "count", matmul_dtype=logits_dtype(cfg),
+    )  # fmt: skip

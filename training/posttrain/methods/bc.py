@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from training.models import SequenceEncoder
-from training.posttrain.methods.asft import sampled_nll
-from training.posttrain.methods.base import StepContext, Update
+from training.posttrain.methods.base import StepContext, Update, sampled_nll
 
 
 def step(model: SequenceEncoder, batch: dict[str, Any], ctx: StepContext, update: Update) -> dict:

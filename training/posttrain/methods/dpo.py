@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from training.models import SequenceEncoder
-from training.posttrain.advantages import ensemble_mean_std, score_rewards
+from training.posttrain.batch import ensemble_mean_std, score_rewards
 from training.posttrain.methods.base import StepContext, Update, state_log_probs, supervised
 
 

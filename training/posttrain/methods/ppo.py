@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from training.models import SequenceEncoder
-from training.posttrain.advantages import score_rewards
+from training.posttrain.batch import score_rewards
 from training.posttrain.methods.base import StepContext, Update, state_log_probs, supervised
 
 

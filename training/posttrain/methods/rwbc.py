@@ -1,7 +1,8 @@
 """Reward-weighted BC: the sampled-softmax NLL weighted by the raw logged reward (1-5).
 
 w = min(reward, weight_clip), normalised like A-SFT's weights (self-normalised per batch by
-default), so it differs from A-SFT only in the weight: no baseline V(s), no temperature.
+default), so it differs from A-SFT only in the weight: no baseline V(s), no temperature. Its
+batch step is A-SFT's (`methods.REGISTRY`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from training.posttrain.methods.asft import step as asft_step
+from training.core.data import SequenceData
+from training.posttrain.config import PosttrainConfig
 
 
 def reward_weights(rewards: np.ndarray | torch.Tensor, weight_clip: float) -> torch.Tensor:
@@ -20,5 +22,8 @@ def reward_weights(rewards: np.ndarray | torch.Tensor, weight_clip: float) -> to
     return r.clamp(max=weight_clip)
 
 
-# The batch step is A-SFT's: only the per-event weights differ (`reward_weights`).
-step = asft_step
+def event_weights(
+    data: SequenceData, cfg: PosttrainConfig, advantage: np.ndarray | None
+) -> torch.Tensor:
+    """[E] RW-BC weight of every event of `data`: its logged reward, clipped (advantages unused)."""
+    return reward_weights(data.events.rewards, cfg.weight_clip)

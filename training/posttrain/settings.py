@@ -1,0 +1,106 @@
+"""The post-training stage's settings: one default and one line of doc per field (the Dagster run
+config is derived from these dataclasses, orchestration/config.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.settings import check_choices, setting
+from training.posttrain.config import MethodName, PosttrainConfig
+from training.posttrain.methods import BETA_METHODS, REGISTRY
+
+
+@dataclass(frozen=True)
+class AdvantagesSettings:
+    """How r_hat and V(s) are taken from the trainer's reward ensemble."""
+
+    lcb: float = setting(0.0, "r_hat = the ensemble's mean minus lcb standard deviations")
+    top_k: int | None = setting(
+        None, "V(s) over the policy's top_k titles (large catalogues); None = every title"
+    )
+    batch_size: int = setting(256, "states per reward-model call: fewer per-day catalogue passes")
+
+
+@dataclass(frozen=True)
+class PosttrainSettings:
+    """What the study trains and how it is evaluated. `betas` sweep every method that takes a
+    beta (its meaning per method: methods.REGISTRY); `method_betas` gives a method its own sweep
+    instead (a DPO beta and an A-SFT temperature live on different scales)."""
+
+    methods: tuple[MethodName, ...] = setting(("bc", "asft"), "the methods the study trains")
+    betas: tuple[float, ...] = setting(
+        (0.1, 1.0, 10.0), "beta sweep of every beta method: too sharp, middle, close to BC"
+    )
+    method_betas: Mapping[str, tuple[float, ...]] = setting(
+        doc="a method's own beta sweep instead of `betas` (method -> betas)", factory=dict
+    )
+    seeds: tuple[int, ...] = setting((0, 1, 2), "seeds of every configuration (the CI's runs)")
+    steps: int = setting(100, "batches per run (PPO: ppo_epochs optimizer updates per batch)")
+    batch_size: int = setting(64, "training windows per batch")
+    lr: float = setting(1e-3, "AdamW learning rate")
+    weight_clip: float = setting(20.0, "A-SFT / RW-BC: max per-target weight")
+    self_normalise: bool = setting(
+        True, "divide the weighted loss by the batch's sum of weights, not its target count"
+    )
+    k: int = setting(10, "slate size of the slate metrics (judge, true satisfaction, overlap)")
+    eval_users: int | None = setting(
+        1000, "slate states (one per test user), sampled once, seeded; None: every user"
+    )
+    max_ranking_targets: int | None = setting(
+        5_000, "ranking targets, sampled once, seeded; None: every one"
+    )
+    require_significant: bool = setting(
+        False, "the champion must beat BC with non-overlapping 95% CIs, not only a higher mean"
+    )
+    registered_model_name: str = setting(
+        "asft-recommender", "MLflow registered model the champion is registered under"
+    )
+    num_threads: int | None = setting(None, "torch threads; None: leave torch's setting alone")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if not self.methods or not self.seeds:
+            raise ValueError("the study needs at least one method and one seed")
+        unknown = sorted(set(self.method_betas) - set(BETA_METHODS))
+        if unknown:
+            raise ValueError(f"method_betas names {unknown}: only {BETA_METHODS} take a beta")
+        for m in (m for m in self.methods if REGISTRY[m].uses_beta):
+            betas = self.betas_of(m)
+            if not betas:
+                raise ValueError(f"method {m!r} needs at least one beta")
+            if any(b <= 0 for b in betas):  # type: ignore[operator]
+                raise ValueError(f"betas of {m!r} must be > 0, got {betas}")
+
+    def betas_of(self, method: str) -> tuple[float | None, ...]:
+        """The method's beta sweep; (None,) for a method that takes no beta."""
+        if not REGISTRY[method].uses_beta:
+            return (None,)
+        return tuple(self.method_betas.get(method, self.betas))
+
+    def configurations(self) -> list[tuple[str, float | None]]:
+        """(method, beta) pairs: every beta for the beta methods, one entry for the others."""
+        return [(m, b) for m in self.methods for b in self.betas_of(m)]
+
+    def run_config(
+        self, method: str, beta: float | None, seed: int, temperature: float
+    ) -> PosttrainConfig:
+        """One run's config: the study's values, the method's beta (if it takes one) and the
+        pretrained policy's scoring temperature."""
+        beta_kw = {} if beta is None else {"beta": beta}
+        return PosttrainConfig(
+            method=method,  # type: ignore[arg-type]
+            temperature=temperature,
+            weight_clip=self.weight_clip,
+            self_normalise=self.self_normalise,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=seed,
+            **beta_kw,
+        )
+
+
+def label_of(method: str, beta: float | None) -> str:
+    """A configuration's name in tables and runs: "bc", "asft@beta=0.1"."""
+    return method if beta is None else f"{method}@beta={beta:g}"
