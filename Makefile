@@ -14,11 +14,12 @@ PORT ?= 3000
 
 install: $(VENV)/.installed
 
-# The lock pins every package (torch 2.13.0 CPU from local disk, dbt-core < 1.12): no resolver.
-$(VENV)/.installed: requirements.lock pyproject.toml
+# The locks pin every package (torch 2.13.0, dbt-core < 1.12): no resolver. requirements-dev.lock is
+# requirements.lock plus the tests' and linters' tools.
+$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
