@@ -13,15 +13,17 @@ from training.core.data import build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
 from training.posttrain.advantages import compute_advantages
 from training.reward.evaluate import auc, calibration_table, mae, regression_metrics, rmse, spearman
-from training.reward.model import (
+from training.reward.features import (
     DAY_SECONDS,
     FeatureTables,
-    HeadConfig,
-    RewardEnsemble,
     day_stamps,
     dense_from_rows,
-    load_reward_ensemble,
     normalise_features,
+)
+from training.reward.model import (
+    HeadConfig,
+    RewardEnsemble,
+    load_reward_ensemble,
     save_reward_ensemble,
 )
 from training.reward.train import (
@@ -280,7 +282,7 @@ def test_metrics_against_hand_computed_values():
 
 
 def test_user_half_is_stable_and_splits_users(world):
-    from training.reward.stage import user_half
+    from training.reward.train import user_half
 
     ids = [f"user-{i}" for i in range(2000)]
     half = user_half(ids)

@@ -63,6 +63,13 @@ class Targets:
         )
 
 
+def user_half(user_ids: list[str]) -> np.ndarray:
+    """0 or 1 per user id, from a hash that is stable across runs, machines and row orders: the
+    trainer's ensemble learns from half 0, the judge's from half 1."""
+    values = np.asarray(user_ids, dtype=object)
+    return (pd.util.hash_array(values, categorize=False) % 2).astype(np.int8)
+
+
 def _targets(data: SequenceData, h: torch.Tensor, idx: np.ndarray) -> Targets:
     ev = data.events
     return Targets(
