@@ -16,7 +16,8 @@ from training.core.evaluate import evaluate
 from training.core.losses import negative_mask
 from training.models import SequenceEncoder
 from training.models.checkpoint import load_checkpoint
-from training.pretrain.loop import pretrain, run_key
+from training.pretrain.checkpoint import run_key
+from training.pretrain.loop import pretrain
 from training.pretrain.stage import PretrainSettings, run_pretraining
 
 MCFG = ModelConfig(kind="hstu", d_model=16, n_blocks=1, n_heads=2, max_len=8, dropout=0.2)
