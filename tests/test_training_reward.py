@@ -331,3 +331,15 @@ def test_online_scoring_matches_offline_scoring_with_the_same_features(world, tr
     np.testing.assert_allclose(scores["r_hat_mean"], offline.mean(0).numpy(), rtol=1e-5)
     spread = offline.std(0, correction=0).numpy()  # population std over members, as everywhere
     np.testing.assert_allclose(scores["r_hat_std"], spread, rtol=1e-4, atol=1e-6)
+
+
+def test_reward_settings_document_every_field_and_keep_none_for_every_event():
+    import dataclasses
+
+    from common.settings import doc_of
+    from training.reward.settings import RewardSettings
+
+    assert all(doc_of(f) for f in dataclasses.fields(RewardSettings))
+    s = RewardSettings(max_train_events=None)
+    assert s.max_train_events is None and RewardSettings().max_test_events is None
+    assert s.train_config(seed=3).seed == 3 and s.head_config(2, 1).members == 2

@@ -27,9 +27,9 @@ from common.tables import markdown_table as table_markdown
 from common.tables import mean_ci_cell, mlflow_metric_name
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import SequenceData, build_dataset
+from training.core.metrics import RANKING_METRICS
 from training.core.stats import mean_ci
 from training.pretrain.checkpoint import BEST, VOCAB, run_key
-from training.pretrain.compare import METRICS
 from training.pretrain.ddp import launch_pretrain
 from training.pretrain.loop import PretrainResult, pretrain
 from training.pretrain.report import training_curve
@@ -100,7 +100,7 @@ def run_pretraining(
         table[split] = {
             method: {
                 m: dict(zip(("mean", "ci95"), mean_ci([r[m] for r in runs]), strict=True))
-                for m in METRICS
+                for m in RANKING_METRICS
             }
             | {"runs": len(runs)}
             for method, runs in per_method.items()
@@ -126,9 +126,9 @@ def markdown_table(report: dict[str, Any]) -> str:
     """Test metrics per split and method as mean ± 95% CI."""
     return "\n".join(
         table_markdown(
-            ["method", *METRICS, "runs"],
+            ["method", *RANKING_METRICS, "runs"],
             [
-                [method, *(mean_ci_cell(metrics[m]) for m in METRICS), metrics["runs"]]
+                [method, *(mean_ci_cell(metrics[m]) for m in RANKING_METRICS), metrics["runs"]]
                 for method, metrics in methods.items()
                 if method != "data"
             ],
