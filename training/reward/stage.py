@@ -28,8 +28,6 @@ import torch
 
 from common.layout import DataLayout
 from common.tables import finite_metrics
-from training.core.data import SequenceData
-from training.models import SequenceEncoder
 from training.models.checkpoint import load_policy_on_temporal_split
 from training.reward.evaluate import (
     PREDICTOR,
@@ -40,14 +38,13 @@ from training.reward.evaluate import (
     predictions_table,
     results_markdown,
 )
-from training.reward.features import FeatureTables, day_stamps, fetch_feature_tables
+from training.reward.features import day_stamps, fetch_feature_tables
 from training.reward.model import RewardEnsemble, save_reward_ensemble
 from training.reward.settings import RewardSettings
 from training.reward.train import (
-    Targets,
-    fit_ensemble,
     predict,
     split_targets,
+    train_ensemble,
     train_targets,
     user_half,
 )
@@ -138,16 +135,15 @@ def _run(
         ("trainer", 0, settings.members, settings.seed),
         ("judge", 1, settings.judge_members, settings.seed + 1),
     ):
-        models[name], fits[name] = _ensemble(
+        models[name], fits[name] = train_ensemble(
             name,
             encoder,
-            data,
+            data.vocab,
             tables,
             train_all.take(half_of[train_all.users] == h),
             valid_all.take(half_of[valid_all.users] == h),
-            members,
-            seed,
-            settings,
+            settings.head_config(members, seed),
+            settings.train_config(seed),
             log,
         )
 
@@ -205,35 +201,6 @@ def _run(
     report["mlflow_run_id"] = run_id
     (model_dir / "mlflow_run.json").write_text(json.dumps({"run_id": run_id}))
     return RewardStageResult(report, model_dir, judge_dir, run_id, plot, predictions_path, table_md)
-
-
-def _ensemble(
-    name: str,
-    encoder: SequenceEncoder,
-    data: SequenceData,
-    tables: FeatureTables,
-    train: Targets,
-    valid: Targets,
-    members: int,
-    seed: int,
-    settings: RewardSettings,
-    log: Log,
-) -> tuple[RewardEnsemble, dict[str, Any]]:
-    """One ensemble fitted on `train`, early-stopped on `valid`; its fit record."""
-    global_mean = float(train.rewards.mean())
-    model = RewardEnsemble(
-        encoder, data.vocab, tables, settings.head_config(members, seed), global_mean
-    )
-    t0 = time.perf_counter()
-    log(f"{name}: {members} members on {len(train):,} events ({len(valid):,} for validation)")
-    fit = fit_ensemble(model, train, valid, settings.train_config(seed), log=log)
-    fit.update(
-        seconds=round(time.perf_counter() - t0, 1),
-        train_events=len(train),
-        train_users=int(len(np.unique(train.users))),
-        global_train_mean=global_mean,
-    )
-    return model, fit
 
 
 def _track(
