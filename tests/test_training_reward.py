@@ -136,7 +136,7 @@ def test_catalogue_mean_and_the_advantages_fast_path_equal_the_k_member_scores(w
         model.score_catalogue_mean(*x), model.score_catalogue(*x).mean(0), rtol=1e-5, atol=1e-5
     )
 
-    class KMembersOnly:  # the contract's required method alone: advantages take the K path
+    class KMembersOnly:  # no score_catalogue_mean: advantages take the K-member path
         n_members, n_items = model.n_members, model.n_items
         score_catalogue = staticmethod(model.score_catalogue)
 
