@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
-from common.paths import warehouse_path
+from common.layout import DataLayout
 from common.tracking import tracking_uri
 from common.warehouse import connect_read_only, training_inputs
 from tests.toy import toy_sequences
@@ -83,7 +83,7 @@ def test_asset_with_two_ddp_processes_matches_one_process(root):
     from orchestration.assets.pretrain import PretrainConfig
     from orchestration.definitions import defs
 
-    write_warehouse(warehouse_path(root), SEQUENCES)
+    write_warehouse(DataLayout(root).warehouse, SEQUENCES)
     run_config = {
         "ops": {
             "pretrained_policy": {"config": {**ASSET_CONFIG, "ddp_processes": 2}},
@@ -112,11 +112,12 @@ def test_asset_with_two_ddp_processes_matches_one_process(root):
     assert run.data.params["train.ddp_processes"] == "2"
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [1, 2, 3]
-    ddp_best = load_checkpoint(root / "models" / "pretrained_policy")[0].state_dict()
+    ddp_best = load_checkpoint(DataLayout(root).pretrained_policy)[0].state_dict()
 
     # The stage function with one process, same settings and data: the same best weights.
-    shutil.rmtree(root / "checkpoints")  # else it would resume from the two-process run
-    with connect_read_only(warehouse_path(root)) as con:
+    # Else it would resume from the two-process run.
+    shutil.rmtree(DataLayout(root).pretrain_checkpoints)
+    with connect_read_only(DataLayout(root).warehouse) as con:
         sequences, valid_start, test_start = training_inputs(con)
     settings = replace(PretrainConfig(**ASSET_CONFIG).settings(), ddp_processes=1)
     lines: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -16,7 +17,8 @@ from training.core.evaluate import evaluate
 from training.core.losses import negative_mask
 from training.models import SequenceEncoder
 from training.models.checkpoint import load_checkpoint
-from training.pretrain.loop import pretrain, run_key
+from training.pretrain.checkpoint import run_key
+from training.pretrain.loop import pretrain
 from training.pretrain.stage import PretrainSettings, run_pretraining
 
 MCFG = ModelConfig(kind="hstu", d_model=16, n_blocks=1, n_heads=2, max_len=8, dropout=0.2)
@@ -184,3 +186,18 @@ def test_stage_resumes_its_own_run_and_starts_afresh_when_settings_change(tmp_pa
     assert len(runs()) == 2
     assert run_key(MCFG, TCFG) == run_key(MCFG, replace(TCFG, epochs=9, num_threads=2))
     assert run_key(MCFG, TCFG) != run_key(MCFG, replace(TCFG, seen_scope="history"))
+
+
+def test_settings_document_every_field_and_name_the_allowed_choices():
+    from common.settings import doc_of
+
+    for cls in (PretrainSettings, ModelConfig, TrainConfig):
+        assert all(doc_of(f) for f in dataclasses.fields(cls)), cls.__name__
+    with pytest.raises(ValueError, match="kinds = 'gru': expected one of 'hstu', 'sasrec'"):
+        PretrainSettings(kinds=("hstu", "gru"))
+    with pytest.raises(ValueError, match="size = 'huge'"):
+        PretrainSettings(size="huge")
+    with pytest.raises(ValueError, match="policy_split 'leave_one_out' is not among"):
+        PretrainSettings(splits=("temporal",), policy_split="leave_one_out")
+    with pytest.raises(ValueError, match="ModelConfig.kind"):
+        ModelConfig(kind="gru")

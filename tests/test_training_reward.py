@@ -13,15 +13,17 @@ from training.core.data import build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
 from training.posttrain.advantages import compute_advantages
 from training.reward.evaluate import auc, calibration_table, mae, regression_metrics, rmse, spearman
-from training.reward.model import (
+from training.reward.features import (
     DAY_SECONDS,
     FeatureTables,
-    HeadConfig,
-    RewardEnsemble,
     day_stamps,
     dense_from_rows,
-    load_reward_ensemble,
     normalise_features,
+)
+from training.reward.model import (
+    HeadConfig,
+    RewardEnsemble,
+    load_reward_ensemble,
     save_reward_ensemble,
 )
 from training.reward.train import (
@@ -134,7 +136,7 @@ def test_catalogue_mean_and_the_advantages_fast_path_equal_the_k_member_scores(w
         model.score_catalogue_mean(*x), model.score_catalogue(*x).mean(0), rtol=1e-5, atol=1e-5
     )
 
-    class KMembersOnly:  # the contract's required method alone: advantages take the K path
+    class KMembersOnly:  # no score_catalogue_mean: advantages take the K-member path
         n_members, n_items = model.n_members, model.n_items
         score_catalogue = staticmethod(model.score_catalogue)
 
@@ -280,7 +282,7 @@ def test_metrics_against_hand_computed_values():
 
 
 def test_user_half_is_stable_and_splits_users(world):
-    from training.reward.stage import user_half
+    from training.reward.train import user_half
 
     ids = [f"user-{i}" for i in range(2000)]
     half = user_half(ids)
@@ -329,3 +331,15 @@ def test_online_scoring_matches_offline_scoring_with_the_same_features(world, tr
     np.testing.assert_allclose(scores["r_hat_mean"], offline.mean(0).numpy(), rtol=1e-5)
     spread = offline.std(0, correction=0).numpy()  # population std over members, as everywhere
     np.testing.assert_allclose(scores["r_hat_std"], spread, rtol=1e-4, atol=1e-6)
+
+
+def test_reward_settings_document_every_field_and_keep_none_for_every_event():
+    import dataclasses
+
+    from common.settings import doc_of
+    from training.reward.settings import RewardSettings
+
+    assert all(doc_of(f) for f in dataclasses.fields(RewardSettings))
+    s = RewardSettings(max_train_events=None)
+    assert s.max_train_events is None and RewardSettings().max_test_events is None
+    assert s.train_config(seed=3).seed == 3 and s.head_config(2, 1).members == 2

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+# The columns of every ranking table, in this order (ranking_metrics' keys for ks = (10, 50)).
+RANKING_METRICS = ("ndcg@10", "hr@10", "ndcg@50", "hr@50", "mrr")
+
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """0-based rank of targets[b] in scores[b] ([B, N]); ties go to the lower item id.

@@ -1,7 +1,7 @@
 """A trained encoder back from disk: the checkpoint format every stage hands on.
 
 `best.pt` holds the model's state, its configs, `n_items` and the vocabulary; pretraining writes
-it (training/pretrain/loop.py), the post-training champion reuses the format, and the reward
+it (training/pretrain/checkpoint.py), the post-training champion reuses the format, and the reward
 model, post-training and serving read it here.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from common.paths import pretrained_policy_dir, warehouse_path
+from common.layout import DataLayout
 from common.warehouse import connect_read_only, training_inputs
 from training.core.config import ModelConfig
 from training.core.data import SequenceData, Vocab, build_dataset
@@ -40,11 +40,12 @@ def load_policy_on_temporal_split(
 ) -> tuple[SequenceEncoder, Vocab, dict[str, Any], SequenceData]:
     """The pretrained policy (eval mode), its vocab and checkpoint metadata, and the warehouse
     sequences on the temporal split in the policy's ids: what the later stages start from."""
-    checkpoint = pretrained_policy_dir(root) / "best.pt"
+    layout = DataLayout(root)
+    checkpoint = layout.pretrained_policy / "best.pt"
     if not checkpoint.exists():
         raise FileNotFoundError(f"no pretrained policy at {checkpoint}: materialize it first")
     policy, vocab, meta = load_checkpoint(checkpoint)
-    with connect_read_only(warehouse_path(root)) as con:
+    with connect_read_only(layout.warehouse) as con:
         sequences, valid_start, test_start = training_inputs(con)
     data = build_dataset(
         sequences,

@@ -24,12 +24,12 @@ from typing import Any
 import pyarrow as pa
 import torch
 
+from common.tables import markdown_table
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import SequenceData, build_dataset, read_user_sequences
+from training.core.metrics import RANKING_METRICS
 from training.core.stats import mean_ci
 from training.pretrain.loop import available_cores, pretrain
-
-METRICS = ("ndcg@10", "hr@10", "ndcg@50", "hr@50", "mrr")
 
 
 def _run_one(
@@ -89,10 +89,10 @@ def compare(
         run.pop("popularity_test", None)
     summary: dict[str, Any] = {}
     for kind, rs in runs.items():
-        summary[kind] = {m: mean_ci([r["test"][m] for r in rs]) for m in METRICS}
+        summary[kind] = {m: mean_ci([r["test"][m] for r in rs]) for m in RANKING_METRICS}
         for key in ("cpu_seconds", "wall_seconds", "best_epoch"):
             summary[kind][key] = mean_ci([r[key] for r in rs])
-    summary["popularity"] = {m: (popularity[m], 0.0) for m in METRICS} if popularity else {}
+    summary["popularity"] = {m: (popularity[m], 0.0) for m in RANKING_METRICS} if popularity else {}
     return {
         "protocol": "leave-one-out by time; full-catalogue ranking; items already seen by the "
         "user excluded (never the target); test metrics of the best-valid-NDCG@10 epoch",
@@ -109,14 +109,14 @@ def compare(
 
 def markdown(summary: dict[str, Any]) -> str:
     """Mean ± 95% CI per metric; training CPU and wall seconds per run (mean ± CI)."""
-    head = "| method | " + " | ".join(METRICS) + " | train CPU s | train wall s | best epoch |"
-    lines = [head, "|" + " --- |" * (len(METRICS) + 4)]
+    rows = []
     for method, s in summary.items():
-        cells = [f"{s[m][0]:.4f} ± {s[m][1]:.4f}" for m in METRICS]
+        cells = [f"{s[m][0]:.4f} ± {s[m][1]:.4f}" for m in RANKING_METRICS]
         for key in ("cpu_seconds", "wall_seconds", "best_epoch"):
             cells.append(f"{s[key][0]:.0f} ± {s[key][1]:.0f}" if key in s else "-")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([method, *cells])
+    headers = ["method", *RANKING_METRICS, "train CPU s", "train wall s", "best epoch"]
+    return markdown_table(headers, rows)
 
 
 def main() -> None:
@@ -138,7 +138,7 @@ def main() -> None:
         log=lambda s: print(s, flush=True),
         jobs=a.jobs,
     )
-    print(markdown(result["summary"]))
+    print(markdown(result["summary"]), end="")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 
+from common.paths import PROJECT_ROOT
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import SequenceData, build_dataset
 from training.models import SequenceEncoder
@@ -53,24 +54,11 @@ from training.pretrain.loop import (
     train_epoch,
 )
 
-__all__ = ["Shard", "launch_pretrain", "train", "train_epoch_sharded"]
+__all__ = ["launch_pretrain", "train"]
 
 # Rank 0 prints one line per epoch with this prefix and the row as JSON; the launcher turns it
 # into an `on_epoch_end` call (MLflow metrics) instead of a log line.
 EPOCH_LINE = "@@pretrain-epoch "
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def train_epoch_sharded(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    data: SequenceData,
-    cfg: TrainConfig,
-    epoch: int,
-    shard: Shard = SINGLE_PROCESS,
-) -> float:
-    """One epoch; with `shard.world` = 1 this is plain single-process training."""
-    return train_epoch(model, optimizer, data, cfg, epoch, shard=shard)
 
 
 def train(
@@ -86,7 +74,7 @@ def train(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
     )
     for epoch in range(1, cfg.epochs + 1):
-        train_epoch_sharded(model, opt, data, cfg, epoch, shard)
+        train_epoch(model, opt, data, cfg, epoch, shard=shard)
     encoder = model.module if hasattr(model, "module") else model
     return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
 
@@ -158,14 +146,14 @@ def launch_pretrain(
         "PYTHONUNBUFFERED": "1",  # rank 0's lines arrive as they are printed
         "OMP_NUM_THREADS": str(threads),
         "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")])
+            filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
         ),
     }
     log(f"training under torchrun: {processes} DDP processes (gloo, CPU), {threads} thread(s) each")
     launcher_err = job_dir / "torchrun.stderr"
     with launcher_err.open("w") as err:
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=_PROJECT_ROOT,
+            cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=PROJECT_ROOT,
             start_new_session=True,  # its own process group: stopped as a whole
         )  # fmt: skip
         try:

@@ -5,8 +5,7 @@ Resume is exact because every source of randomness in epoch e is re-seeded from 
 the shuffle, dropout and the negatives. A run killed after epoch k and re-run on the same
 checkpoint directory therefore ends with the same weights as one that was never interrupted.
 
-Files in `checkpoint_dir`: `last.pt` (everything needed to resume), `best.pt` (best weights,
-configs, vocab, valid metrics: what downstream stages load) and `vocab.json`.
+The files of `checkpoint_dir` and what makes one resumable: training/pretrain/checkpoint.py.
 
 Data-parallel: `fit(..., shard=Shard(rank, world))` inside an initialised gloo process group
 (`training.pretrain.ddp.launch_pretrain` starts one under torchrun) trains each global batch split
@@ -18,13 +17,10 @@ is the plain single-process path, operation for operation.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +38,17 @@ from training.core.losses import (
     sampled_softmax_loss,
 )
 from training.models import SequenceEncoder
+from training.pretrain.checkpoint import (
+    LAST,
+    VOCAB,
+    RunState,
+    check_same_run,
+    clone_state,
+    read_best_state,
+    read_last,
+    resume,
+    save_checkpoint,
+)
 
 DDP = torch.nn.parallel.DistributedDataParallel
 
@@ -78,33 +85,12 @@ class Shard:
 SINGLE_PROCESS = Shard()
 
 
-@dataclass
-class _State:
-    epoch: int = 0
-    best_metric: float = float("-inf")
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    stopped: bool = False
-    train_seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in state.items()}
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
 
 
 def batch_rows(data: SequenceData, cfg: TrainConfig, rng: np.random.Generator) -> list[np.ndarray]:
@@ -193,31 +179,6 @@ def train_epoch(
     return float(np.mean(losses)) if losses else float("nan")
 
 
-# Settings a resumed run may change: more epochs, another thread count.
-_RESUMABLE = ("epochs", "num_threads")
-
-
-def _resume_identity(train_config: dict[str, Any]) -> dict[str, Any]:
-    # Through from_dict: options missing from an older checkpoint read as their defaults, and
-    # betas compare as a tuple however they were stored.
-    d = TrainConfig.from_dict(train_config).to_dict()
-    return {k: v for k, v in d.items() if k not in _RESUMABLE}
-
-
-def run_key(model_cfg: ModelConfig, cfg: TrainConfig) -> str:
-    """Short hash of what a checkpoint must match to be resumed: a checkpoint directory named by
-    it resumes the same run and never collides with a run of other settings."""
-    blob = json.dumps([model_cfg.to_dict(), _resume_identity(cfg.to_dict())], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
-
-
-def _check_same_run(ck: dict[str, Any], model_cfg: ModelConfig, cfg: TrainConfig, n: int) -> None:
-    if ck["model_config"] != model_cfg.to_dict() or ck["n_items"] != n:
-        raise ValueError("checkpoint_dir holds a run with another model config or catalogue")
-    if _resume_identity(ck["train_config"]) != _resume_identity(cfg.to_dict()):
-        raise ValueError("checkpoint_dir holds a run with another train config")
-
-
 def pretrain(
     data: SequenceData,
     model_config: ModelConfig | None = None,
@@ -246,7 +207,7 @@ def fit(
     on_epoch_end: EpochHook | None = None,
     event_weights: np.ndarray | None = None,
     shard: Shard = SINGLE_PROCESS,
-) -> tuple[SequenceEncoder, dict[str, torch.Tensor], _State]:
+) -> tuple[SequenceEncoder, dict[str, torch.Tensor], RunState]:
     """`pretrain`'s training loop: (model after the last epoch, best weights, run state).
 
     With `shard.world` > 1 every rank calls this inside an initialised process group; only rank
@@ -272,28 +233,16 @@ def fit(
     if cfg.ema_decay > 0:
         scored = copy.deepcopy(model)
         opt.register_step_post_hook(lambda *_: _ema_update(scored, model, cfg.ema_decay))
-    st = _State()
-    best_state = _clone(model.state_dict())
+    st = RunState()
+    best_state = clone_state(model.state_dict())
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckdir is not None:
         ckdir.mkdir(parents=True, exist_ok=True)
         if shard.main:
-            data.vocab.save_json(ckdir / "vocab.json")
-        if (ckdir / "last.pt").exists():
-            # Our own file (holds numpy RNG state), hence weights_only=False.
-            ck = torch.load(ckdir / "last.pt", weights_only=False)
-            _check_same_run(ck, mcfg, cfg, data.n_items)
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if scored is not model:
-                scored.load_state_dict(ck["ema"])
-            st = _State(**ck["state"])
-            torch.set_rng_state(ck["rng"]["torch"])
-            np.random.set_state(ck["rng"]["numpy"])
-            random.setstate(ck["rng"]["python"])
-            if (ckdir / "best.pt").exists():
-                best_state = torch.load(ckdir / "best.pt", weights_only=True)["model"]
-            say(f"resumed from {ckdir / 'last.pt'} after epoch {st.epoch}")
+            data.vocab.save_json(ckdir / VOCAB)
+        if (ckdir / LAST).exists():
+            st, best_state = resume(ckdir, model, scored, opt, mcfg, cfg, data.n_items, best_state)
+            say(f"resumed from {ckdir / LAST} after epoch {st.epoch}")
     say(
         f"pretrain {mcfg.kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{data.summary()}, threads={torch.get_num_threads()}"
@@ -323,7 +272,7 @@ def fit(
             improved = score > st.best_metric
             if improved:
                 st.best_metric, st.best_epoch, st.bad_epochs = score, st.epoch, 0
-                best_state = _clone(scored.state_dict())
+                best_state = clone_state(scored.state_dict())
             else:
                 st.bad_epochs += 1
                 st.stopped = st.bad_epochs >= cfg.patience
@@ -331,7 +280,7 @@ def fit(
         st.train_seconds += row["seconds"]
         st.history.append(row)
         if ckdir is not None and shard.main:
-            _save(ckdir, model, scored, opt, st, mcfg, cfg, data, improved, row)
+            save_checkpoint(ckdir, model, scored, opt, st, mcfg, cfg, data, improved, row)
         say(
             f"epoch {st.epoch}: loss {loss:.4f}"
             + (f" valid ndcg@10 {row['valid_ndcg@10']:.4f}" if "valid_ndcg@10" in row else "")
@@ -363,14 +312,14 @@ def _from_main(x: float) -> float:
 def _finish(
     model: SequenceEncoder,
     best_state: dict[str, torch.Tensor],
-    st: _State,
+    st: RunState,
     data: SequenceData,
     mcfg: ModelConfig,
     cfg: TrainConfig,
     log: Log,
 ) -> PretrainResult:
     """Load the best weights and evaluate them (and popularity) on valid and test."""
-    final_state = _clone(model.state_dict())
+    final_state = clone_state(model.state_dict())
     model.load_state_dict(best_state)
     model.eval()
     bs = cfg.eval_batch_size
@@ -398,55 +347,17 @@ def result_from_checkpoint(
     by other processes), with the final evaluation done here. The configs default to the
     checkpoint's; given ones must match the run (as on resume)."""
     ckdir = Path(checkpoint_dir)
-    if not (ckdir / "last.pt").exists():
+    if not (ckdir / LAST).exists():
         raise FileNotFoundError(f"no last.pt in {ckdir}: the run wrote no checkpoint")
-    ck = torch.load(ckdir / "last.pt", weights_only=False)  # our own file (numpy RNG state)
+    ck = read_last(ckdir)
     mcfg = model_config or ModelConfig.from_dict(ck["model_config"])
     cfg = train_config or TrainConfig.from_dict(ck["train_config"])
-    _check_same_run(ck, mcfg, cfg, data.n_items)
-    st = _State(**ck["state"])
+    check_same_run(ck, mcfg, cfg, data.n_items)
+    st = RunState(**ck["state"])
     torch.set_num_threads(cfg.num_threads or available_cores())
     torch.manual_seed(cfg.seed)
     model = SequenceEncoder(data.n_items, mcfg)
-    best_state = _clone(model.state_dict())  # as `fit`: the initial weights if nothing improved
-    if (ckdir / "best.pt").exists():
-        best_state = torch.load(ckdir / "best.pt", weights_only=True)["model"]
+    # As `fit`: the initial weights if no epoch improved.
+    best_state = read_best_state(ckdir, clone_state(model.state_dict()))
     model.load_state_dict(ck["model"])
     return _finish(model, best_state, st, data, mcfg, cfg, log)
-
-
-def _save(
-    ckdir: Path,
-    model: SequenceEncoder,
-    scored: SequenceEncoder,
-    opt: torch.optim.Optimizer,
-    st: _State,
-    mcfg: ModelConfig,
-    cfg: TrainConfig,
-    data: SequenceData,
-    improved: bool,
-    row: dict[str, Any],
-) -> None:
-    common = {
-        "model_config": mcfg.to_dict(),
-        "train_config": cfg.to_dict(),
-        "n_items": data.n_items,
-        "vocab": data.vocab.to_dict(),
-    }
-    if improved:  # written before last.pt, so last.pt never points past a missing best.pt
-        best = {"model": scored.state_dict(), "epoch": st.epoch, "valid_metrics": row, **common}
-        _atomic_save(best, ckdir / "best.pt")
-    rng = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-    }
-    last = {
-        "model": model.state_dict(),
-        **({"ema": scored.state_dict()} if scored is not model else {}),
-        "optimizer": opt.state_dict(),
-        "state": vars(st),
-        "rng": rng,
-        **common,
-    }
-    _atomic_save(last, ckdir / "last.pt")

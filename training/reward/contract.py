@@ -5,18 +5,16 @@ batch of right-aligned histories, so r_hat(s, a) for the logged action and
 V(s) = E_{a~pi} r_hat(s, a) come from the same row, and the policy-weighted advantage of every
 state sums to zero exactly.
 
-Saved ensembles live at `reward_model_dir()` (the trainer's) and `reward_judge_dir()` (trained on
-disjoint data; evaluation only); `training.reward.model.load_reward_ensemble(path)` returns one.
+Saved ensembles live at `DataLayout(root).reward_model` (the trainer's) and
+`DataLayout(root).reward_judge` (trained on disjoint users; evaluation only);
+`training.reward.model.load_reward_ensemble(path)` returns one.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import torch
-
-from common.paths import data_dir
 
 
 class CatalogueRewardModel(Protocol):
@@ -37,11 +35,6 @@ class CatalogueRewardModel(Protocol):
         """
         ...
 
-
-class CatalogueMeanRewardModel(CatalogueRewardModel, Protocol):
-    """Optional: a model that can also give the members' mean without the [K, ...] tensor
-    (advantages use it when present: the same V, several times cheaper)."""
-
     def score_catalogue_mean(
         self,
         item_ids: torch.Tensor,
@@ -49,29 +42,6 @@ class CatalogueMeanRewardModel(CatalogueRewardModel, Protocol):
         user_ids: torch.Tensor,
         decision_ts: torch.Tensor,
     ) -> torch.Tensor:
-        """[B, L, n_items + 1] = score_catalogue(...).mean(0)."""
+        """[B, L, n_items + 1] = score_catalogue(...).mean(0), without holding the [K, ...] tensor
+        (the members' mean is what V and the advantages need)."""
         ...
-
-    def score_items(
-        self,
-        item_ids: torch.Tensor,
-        timestamps: torch.Tensor,
-        user_ids: torch.Tensor,
-        decision_ts: torch.Tensor,
-        candidates: torch.Tensor,  # [B, L, C] dense item ids
-    ) -> torch.Tensor:
-        """[K, B, L, C] = score_catalogue(...) at the candidates."""
-        ...
-
-
-def reward_model_dir(root: Path | None = None) -> Path:
-    return (root or data_dir()) / "models" / "reward_model"
-
-
-def reward_judge_dir(root: Path | None = None) -> Path:
-    return (root or data_dir()) / "models" / "reward_judge"
-
-
-def advantages_path(root: Path | None = None) -> Path:
-    """Parquet, one row per logged training event (columns: training/posttrain/advantages.py)."""
-    return (root or data_dir()) / "advantages" / "advantages.parquet"

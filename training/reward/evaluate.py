@@ -2,7 +2,8 @@
 
 Every predictor (the ensemble mean, the user-mean and title-mean baselines, the global mean) is
 an array of predicted 1-5 rewards for the same events, compared with the logged reward and, on the
-simulator, with the hidden true satisfaction of the (user, title) pair.
+simulator, with the hidden true satisfaction of the (user, title) pair; the test predictions
+table and the results table of the reward stage.
 """
 
 from __future__ import annotations
@@ -10,11 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from scipy.stats import rankdata
 
+from common.layout import DataLayout
 from common.plots import save_figure
+from common.tables import markdown_table
+from training.core.data import SequenceData
+from training.reward.train import Targets
 
 POSITIVE_REWARD = 4.0  # "liked": reward >= 4 for the AUC
+PREDICTOR = {"trainer": "reward_model", "judge": "reward_judge"}  # names in the results table
 CALIBRATION_EDGES = np.arange(1.0, 5.01, 0.5)
 
 
@@ -107,13 +114,75 @@ def compare_predictors(
     return table
 
 
-def markdown_table(table: dict[str, dict[str, float]]) -> str:
+def results_markdown(table: dict[str, dict[str, float]], title: str) -> str:
+    """The results table: one row per predictor, one column per metric any predictor has."""
     columns = list(dict.fromkeys(c for row in table.values() for c in row))
-    lines = ["| predictor | " + " | ".join(columns) + " |", "| --- " * (len(columns) + 1) + "|"]
-    for name, row in table.items():
-        cells = [f"{row[c]:.4f}" if c in row else "" for c in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [
+        [name, *(f"{row[c]:.4f}" if c in row else "" for c in columns)]
+        for name, row in table.items()
+    ]
+    return markdown_table(["predictor", *columns], rows, title)
+
+
+def evaluate_ensembles(
+    preds: dict[str, np.ndarray],
+    base: dict[str, np.ndarray],
+    t: Targets,
+    truth: np.ndarray | None,
+) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, float]]]]:
+    """One table: the trainer's ensemble (`reward_model`), the judge's (`reward_judge`), the
+    baselines; and the calibration of each. `preds` are the members' [K, N] predictions."""
+    means = {PREDICTOR[name]: p.mean(0) for name, p in preds.items()}
+    table = compare_predictors({**means, **base}, t.rewards, truth)
+    for name, p in preds.items():
+        table[PREDICTOR[name]]["mean_member_std"] = float(p.std(0).mean())
+    calibration = {
+        name: calibration_table(pred, t.rewards)
+        for name, pred in {**means, **base}.items()
+        if name != "global_mean"
+    }
+    return table, calibration
+
+
+def oracle_truth(root: Path, dataset: str, data: SequenceData, t: Targets) -> np.ndarray | None:
+    """True satisfaction of the test (user, title) pairs; simulator only, evaluation only."""
+    from watchlogs.oracle import ARRAYS_FILE, Oracle
+
+    folder = DataLayout(root).oracle
+    if dataset != "simulator" or not (folder / ARRAYS_FILE).exists():
+        return None
+    oracle = Oracle.load(folder)
+    return oracle.satisfaction(data.vocab.users.decode(t.users), data.vocab.items.decode(t.items))
+
+
+def predictions_table(
+    data: SequenceData,
+    t: Targets,
+    preds: dict[str, np.ndarray],
+    base: dict[str, np.ndarray],
+    truth: np.ndarray | None,
+) -> pa.Table:
+    """One row per test event: keys, logged reward, both ensembles' mean and spread, the
+    baselines (and the true satisfaction on the simulator)."""
+    vocab = data.vocab
+    columns = {}
+    if data.events.event_ids is not None:  # joins the predictions back to the raw events
+        columns["event_id"] = pa.array(data.events.event_ids[t.event_index], pa.string())
+    columns |= {
+        "user_id": pa.array(vocab.users.decode(t.users), pa.string()),
+        "item_id": pa.array(vocab.items.decode(t.items), pa.string()),
+        "event_ts": pa.array((t.ts * 1e6).astype(np.int64), pa.timestamp("us", tz="UTC")),
+        "reward": t.rewards.astype(np.float64),
+        "r_hat_mean": preds["trainer"].mean(0).astype(np.float64),
+        "r_hat_std": preds["trainer"].std(0).astype(np.float64),
+        "judge_mean": preds["judge"].mean(0).astype(np.float64),
+        "judge_std": preds["judge"].std(0).astype(np.float64),
+        "user_mean": base["user_mean"],
+        "item_mean": base["title_mean"],
+    }
+    if truth is not None:
+        columns["true_satisfaction"] = truth.astype(np.float64)
+    return pa.table(columns)
 
 
 def calibration_plot(curves: dict[str, list[dict[str, float]]], path: Path) -> Path:

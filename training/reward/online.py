@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from common.layout import DataLayout
 from common.paths import data_dir
 from training.core.data import PAD
-from training.reward.contract import reward_model_dir
 from training.reward.model import RewardEnsemble, load_reward_ensemble
 
 
@@ -50,7 +50,7 @@ class OnlineScorer:
     @classmethod
     def from_root(cls, root: Path | None = None, store: Any = None) -> OnlineScorer:
         """The trainer's ensemble and the Feast store of a data directory."""
-        return cls(load_reward_ensemble(reward_model_dir(root)), store, root)
+        return cls(load_reward_ensemble(DataLayout(root or data_dir()).reward_model), store, root)
 
     def _store(self) -> Any:
         if self.store is None:

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.core.data import PAD, SequenceData, Split
+from training.core.data import PAD, SequenceData, Split, Vocab
 from training.models import SequenceEncoder
-from training.reward.model import RewardEnsemble
+from training.reward.features import FeatureTables
+from training.reward.model import HeadConfig, RewardEnsemble
 
 Log = Callable[[str], None]
 
@@ -61,6 +62,13 @@ class Targets:
             self.rewards[idx],
             self.event_index[idx],
         )
+
+
+def user_half(user_ids: list[str]) -> np.ndarray:
+    """0 or 1 per user id, from a hash that is stable across runs, machines and row orders: the
+    trainer's ensemble learns from half 0, the judge's from half 1."""
+    values = np.asarray(user_ids, dtype=object)
+    return (pd.util.hash_array(values, categorize=False) % 2).astype(np.int8)
 
 
 def _targets(data: SequenceData, h: torch.Tensor, idx: np.ndarray) -> Targets:
@@ -269,3 +277,30 @@ def fit_ensemble(
             p.copy_(bp)
     model.eval()
     return {"history": history, "best_valid_rmse": best_rmse.tolist(), "epochs_run": len(history)}
+
+
+def train_ensemble(
+    name: str,
+    encoder: SequenceEncoder,
+    vocab: Vocab,
+    tables: FeatureTables,
+    train: Targets,
+    valid: Targets,
+    head: HeadConfig,
+    cfg: RewardTrainConfig,
+    log: Log = print,
+) -> tuple[RewardEnsemble, dict]:
+    """A new ensemble on the frozen `encoder`, its bias starting at the train mean, fitted on
+    `train` and early-stopped on `valid`; its fit record (history, timing, data sizes)."""
+    global_mean = float(train.rewards.mean())
+    model = RewardEnsemble(encoder, vocab, tables, head, global_mean)
+    t0 = time.perf_counter()
+    log(f"{name}: {head.members} members on {len(train):,} events ({len(valid):,} for validation)")
+    fit = fit_ensemble(model, train, valid, cfg, log=log)
+    fit.update(
+        seconds=round(time.perf_counter() - t0, 1),
+        train_events=len(train),
+        train_users=int(len(np.unique(train.users))),
+        global_train_mean=global_mean,
+    )
+    return model, fit

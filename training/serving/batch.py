@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from common.paths import champion_dir, pretrained_policy_dir, warehouse_path
+from common.layout import DataLayout
 from common.settings import setting
 from common.warehouse import connect_read_only, training_inputs
 from training.core.data import PAD, build_dataset
@@ -40,20 +40,17 @@ class ServingModel:
 
 def serving_model(root: Path) -> ServingModel:
     """The registered champion if there is one, else the pretrained policy."""
-    champion = champion_dir(root)
+    layout = DataLayout(root)
+    champion = layout.champion
     if (champion / "best.pt").exists():
         card = json.loads((champion / "champion.json").read_text())
         return ServingModel(champion, card["model_name"], str(card["model_version"]))
-    pretrained = pretrained_policy_dir(root)
+    pretrained = layout.pretrained_policy
     if not (pretrained / "best.pt").exists():
         raise FileNotFoundError(f"neither a champion nor a pretrained policy under {root}/models")
     run = pretrained / "mlflow_run.json"
     version = json.loads(run.read_text())["run_id"] if run.exists() else "unregistered"
     return ServingModel(pretrained, "pretrained_policy", f"run:{version}")
-
-
-def batch_table_path(root: Path) -> Path:
-    return root / "recommendations" / "batch_recs.parquet"
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ def batch_recommendations(
     k, active_days = settings.k, settings.active_days
     served = serving_model(root)
     policy, vocab, _ = load_checkpoint(served.directory / "best.pt")
-    with connect_read_only(warehouse_path(root)) as con:
+    with connect_read_only(DataLayout(root).warehouse) as con:
         sequences, valid_start, test_start = training_inputs(con)
     data = build_dataset(
         sequences, max_len=policy.cfg.max_len, split="temporal",
@@ -146,12 +143,12 @@ def write_batch_recommendations(
     The warehouse is opened read-write here only, after the Parquet file is written; callers
     serialise this with the other DuckDB writers (the asset's pool)."""
     table = batch_recommendations(root, settings)
-    path = batch_table_path(root)
+    path = DataLayout(root).batch_recommendations
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)
-    with duckdb.connect(str(warehouse_path(root))) as con:
+    with duckdb.connect(str(DataLayout(root).warehouse)) as con:
         con.execute("create schema if not exists serving")
         con.register("batch_recs_arrow", table)
         con.execute(f"create or replace table {TABLE} as select * from batch_recs_arrow")
