@@ -12,6 +12,7 @@ from training.core.config import ModelConfig
 from training.core.data import build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
 from training.posttrain.advantages import compute_advantages
+from training.posttrain.settings import AdvantagesSettings
 from training.reward.evaluate import auc, calibration_table, mae, regression_metrics, rmse, spearman
 from training.reward.features import (
     DAY_SECONDS,
@@ -136,12 +137,21 @@ def test_catalogue_mean_and_the_advantages_fast_path_equal_the_k_member_scores(w
         model.score_catalogue_mean(*x), model.score_catalogue(*x).mean(0), rtol=1e-5, atol=1e-5
     )
 
-    class KMembersOnly:  # no score_catalogue_mean: advantages take the K-member path
+    class KMembersOnly:  # brute force: the mean and the logged scores taken from all K members
         n_members, n_items = model.n_members, model.n_items
         score_catalogue = staticmethod(model.score_catalogue)
 
-    fast = compute_advantages(enc, model, data, batch_size=4, log=lambda _: None)
-    general = compute_advantages(enc, KMembersOnly(), data, batch_size=4, log=lambda _: None)
+        def score_catalogue_mean(self, *x):
+            return model.score_catalogue(*x).mean(0)
+
+        def score_items(self, *x_and_candidates):
+            *x, cands = x_and_candidates
+            scores = model.score_catalogue(*x)
+            return scores.gather(-1, cands[None].expand(len(scores), -1, -1, -1))
+
+    settings = AdvantagesSettings(batch_size=4)
+    fast = compute_advantages(enc, model, data, settings, log=lambda _: None)
+    general = compute_advantages(enc, KMembersOnly(), data, settings, log=lambda _: None)
     for name in ("r_hat_mean", "r_hat_std", "v", "advantage"):
         a, g = getattr(fast, name), getattr(general, name)
         assert np.array_equal(np.isnan(a), np.isnan(g))

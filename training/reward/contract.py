@@ -45,3 +45,15 @@ class CatalogueRewardModel(Protocol):
         """[B, L, n_items + 1] = score_catalogue(...).mean(0), without holding the [K, ...] tensor
         (the members' mean is what V and the advantages need)."""
         ...
+
+    def score_items(
+        self,
+        item_ids: torch.Tensor,
+        timestamps: torch.Tensor,
+        user_ids: torch.Tensor,
+        decision_ts: torch.Tensor,
+        candidates: torch.Tensor,  # [B, L, C] dense item ids
+    ) -> torch.Tensor:
+        """[K, B, L, C] = score_catalogue(...) gathered at `candidates`, without scoring the
+        whole catalogue (the logged action's K scores give r_hat's ensemble spread)."""
+        ...
