@@ -25,13 +25,12 @@ def _config_type(annotation: Any) -> Any:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is tuple:
         inner = args[0]
-        if (
-            typing.get_origin(inner) is typing.Literal
-        ):  # Dagster takes list[Enum], not list[Literal]
-            inner = enum.Enum(
-                f"{'_'.join(map(str, typing.get_args(inner)))}",
-                {str(v): v for v in typing.get_args(inner)},
-            )
+        if typing.get_origin(inner) is typing.Literal:
+            # Dagster takes list[Enum], not list[Literal]; named as Dagster names a Literal's
+            # enum, so a refused value's message lists the allowed ones.
+            choices = typing.get_args(inner)
+            inner = enum.Enum(f"Literal[{', '.join(map(repr, choices))}]",
+                              {str(v): v for v in choices})  # fmt: skip
         return list[_config_type(inner)]
     if origin in (collections.abc.Mapping, dict):
         return dict[_config_type(args[0]), _config_type(args[1])]
