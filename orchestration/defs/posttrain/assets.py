@@ -17,7 +17,6 @@ from watchlogs.sources import dataset_name
 
 _REWARD_MODEL = dg.AssetKey("reward_model")
 
-
 AdvantagesConfig = config_from(AdvantagesSettings, "AdvantagesConfig")
 PosttrainStudyConfig = config_from(PosttrainSettings, "PosttrainStudyConfig")
 
