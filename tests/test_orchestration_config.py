@@ -82,8 +82,9 @@ def test_the_default_config_gives_the_default_settings(op, settings_cls):
     assert _config_classes()[op]().settings() == expected
 
 
-def test_a_derived_list_of_choices_refuses_a_misspelt_one_by_name():
-    """config_from's tuple[Literal[...], ...] -> list[Enum] (what pretrain's `kinds` becomes)."""
+def test_derived_choices_refuse_a_misspelt_one_by_name():
+    """config_from's Literal -> Enum, in a tuple (pretrain's `kinds`) or an Optional (its
+    `query_time`), validated at launch and turned back into the settings' values."""
     import dataclasses
 
     from common.settings import setting
@@ -92,6 +93,7 @@ def test_a_derived_list_of_choices_refuses_a_misspelt_one_by_name():
     @dataclasses.dataclass(frozen=True)
     class Models:
         kinds: tuple[typing.Literal["hstu", "sasrec"], ...] = setting(("hstu",), "models")
+        query_time: typing.Literal["own", "decision"] | None = setting(None, "time")
 
     models_config = config_from(Models, "ModelsConfig")
 
@@ -100,8 +102,18 @@ def test_a_derived_list_of_choices_refuses_a_misspelt_one_by_name():
 
     models.__annotations__["config"] = models_config
     job = dg.Definitions(assets=[dg.asset(models)], jobs=[dg.define_asset_job("j")])
-    with pytest.raises(dg.DagsterInvalidConfigError, match=r"Literal\['hstu', 'sasrec'\]"):
-        dg.validate_run_config(
-            job.resolve_job_def("j"), {"ops": {"models": {"config": {"kinds": ["hstu2"]}}}}
-        )
-    assert models_config(kinds=["sasrec"]).settings() == Models(kinds=("sasrec",))
+
+    def validate(config: dict) -> None:
+        dg.validate_run_config(job.resolve_job_def("j"), {"ops": {"models": {"config": config}}})
+
+    misspelt = [
+        ({"kinds": ["hstu2"]}, r"Literal\['hstu', 'sasrec'\]"),
+        ({"query_time": "decisoin"}, r"Literal\['own', 'decision'\]"),
+    ]
+    for config, allowed in misspelt:
+        with pytest.raises(dg.DagsterInvalidConfigError, match=allowed):
+            validate(config)
+    chosen = {"kinds": ["sasrec"], "query_time": "decision"}
+    validate(chosen)
+    assert models_config(**chosen).settings() == Models(kinds=("sasrec",), query_time="decision")
+    assert models_config().settings() == Models()
