@@ -10,9 +10,9 @@ export DO_NOT_TRACK := 1
 RUN_CONFIG ?=
 PORT ?= 3000
 
-.PHONY: install run run-ml100k ml100k sysdeps test lint format dev mlflow-ui dagster-home bench clean
+.PHONY: install prepare run run-ml100k ml100k sysdeps test lint format dev mlflow-ui dagster-home bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed prepare
 
 # The locks pin every package (torch 2.13.0, dbt-core < 1.12): no resolver. requirements-dev.lock is
 # requirements.lock plus the tests' and linters' tools.
@@ -23,12 +23,18 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
+# The code location's build step: `dbt parse` writes the manifest the dbt assets are built from
+# (only when it is missing or a model, macro or yml changed). Loading the code location runs
+# nothing, so every target that loads it depends on this one.
+prepare: $(VENV)/.installed
+	$(BIN)/python -m orchestration.prepare
+
 dagster-home:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 # The main job on the embedded default data (the simulator), recorded in DAGSTER_HOME for the UI.
-run: install dagster-home
+run: install prepare dagster-home
 	$(BIN)/dagster job execute -m orchestration.definitions -a defs -j main_job $(if $(RUN_CONFIG),-c $(RUN_CONFIG))
 	$(BIN)/python -m common.reports
 
@@ -47,7 +53,7 @@ sysdeps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
-test: install sysdeps
+test: install prepare sysdeps
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -57,7 +63,7 @@ format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 # The UI on 127.0.0.1:$(PORT), with the same DAGSTER_HOME as `make run`.
-dev: install dagster-home
+dev: install prepare dagster-home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 mlflow-ui: install

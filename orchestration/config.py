@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import enum
+import types
 import typing
 from typing import Any
 
@@ -21,21 +22,17 @@ from common.settings import doc_of, type_hints
 
 
 def _config_type(annotation: Any) -> Any:
-    """The run-config type of a settings annotation: tuple[X, ...] -> list[X], Mapping -> dict."""
+    """The run-config type of a settings annotation: tuple[X, ...] -> list[X], Mapping -> dict,
+    Literal -> Enum (Dagster takes an Enum inside a list or an Optional, not a Literal)."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        # Named as Dagster names a Literal's enum: a refused value's message lists the choices.
+        return enum.Enum(f"Literal[{', '.join(map(repr, args))}]", {str(v): v for v in args})
     if origin is tuple:
-        inner = args[0]
-        if (
-            typing.get_origin(inner) is typing.Literal
-        ):  # Dagster takes list[Enum], not list[Literal]
-            inner = enum.Enum(
-                f"{'_'.join(map(str, typing.get_args(inner)))}",
-                {str(v): v for v in typing.get_args(inner)},
-            )
-        return list[_config_type(inner)]
+        return list[_config_type(args[0])]
     if origin in (collections.abc.Mapping, dict):
         return dict[_config_type(args[0]), _config_type(args[1])]
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         converted = tuple(_config_type(a) for a in args)
         return typing.Union[converted]  # noqa: UP007 (built from a runtime tuple)
     return annotation
@@ -59,7 +56,7 @@ def _to_settings(value: Any, annotation: Any) -> Any:
         return value.value
     if origin in (collections.abc.Mapping, dict):
         return {k: _to_settings(v, args[1]) for k, v in value.items()}
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         for a in args:
             if a is not type(None):
                 return _to_settings(value, a)

@@ -1,30 +1,24 @@
 """The Dagster code location: `dagster dev -w workspace.yaml` loads `defs` from here.
 
-Every module in `orchestration/assets/` is one stage; its assets and asset checks are collected
-here, so a new stage joins the graph (and the main job) by adding its module.
+Every package under `orchestration/defs/` is one stage, holding its assets and the asset checks
+that guard them; they are collected here, so a stage joins the graph (and the main job) by
+being defined there. Loading runs nothing: the dbt manifest is prepared by `make prepare`.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import assets
+import orchestration.defs as stages
+from orchestration.defs.automation.jobs import JOBS
+from orchestration.defs.automation.schedules import SCHEDULES
+from orchestration.defs.automation.sensors import SENSORS
 from orchestration.resources import RESOURCES
-from orchestration.schedules import JOBS, SCHEDULES
-from orchestration.sensors import SENSORS
-
-# The main job materializes every asset that exists; later stages join it by being defined.
-main_job = dg.define_asset_job(
-    "main_job",
-    selection=dg.AssetSelection.all(),
-    description="Everything, end to end, on the configured source (simulator by default).",
-    executor_def=dg.in_process_executor,
-)
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_package_module(assets),
-    asset_checks=dg.load_asset_checks_from_package_module(assets),
-    jobs=[main_job, *JOBS],
+    assets=dg.load_assets_from_package_module(stages),
+    asset_checks=dg.load_asset_checks_from_package_module(stages),
+    jobs=JOBS,
     schedules=SCHEDULES,
     sensors=SENSORS,
     resources=RESOURCES,

@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from orchestration.definitions import defs
-from orchestration.sensors import landing_sensor
+from orchestration.defs.automation.sensors import landing_sensor
 from validation.paths import landing_dir
 from watchlogs.simulator import SimulatorConfig, simulate
 

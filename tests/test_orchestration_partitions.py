@@ -16,8 +16,8 @@ import pytest
 from dbt_helpers import run_dbt
 
 from common.paths import DATA_DIR_ENV, data_dir, raw_watch_logs_dir, warehouse_path
-from orchestration.assets.transforms import record_built_from
 from orchestration.definitions import defs
+from orchestration.defs.transforms.assets import record_built_from
 from watchlogs.partitioned import DayWindow, write_daily_partitions
 from watchlogs.simulator import SimulatorConfig, simulate
 from watchlogs.sources import produce_raw_watch_logs

@@ -7,62 +7,82 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from common.settings import setting
+
 SECONDS_PER_DAY = 86_400
 
 
 @dataclass(frozen=True)
 class SimulatorConfig:
-    n_users: int = 6000
-    n_items: int = 3500
-    n_events: int = 1_000_000
-    n_days: int = 120
-    start_date: str = "2025-01-01"
-    latent_dim: int = 16
-    seed: int = 0
+    n_users: int = setting(6000, "simulated users")
+    n_items: int = setting(3500, "titles in the catalogue (films and episodes)")
+    n_events: int = setting(1_000_000, "watch events in the window")
+    n_days: int = setting(120, "length of the window in days")
+    start_date: str = setting("2025-01-01", "first day of the window (YYYY-MM-DD, UTC)")
+    latent_dim: int = setting(16, "dimension of the hidden taste and title factors")
+    seed: int = setting(0, "seed of every random draw: the same config gives the same logs")
 
     # Catalogue: films and series of episodes; release days and buzz make popularity move.
-    series_share: float = 0.5  # share of items that are episodes
-    mean_series_length: float = 8.0
-    zipf_exponent: float = 1.0  # base popularity of titles ~ rank^-exponent (long tail)
-    popularity_quality_corr: float = 0.3  # popularity only partly follows quality
-    new_release_share: float = 0.3  # titles released inside the window, the rest before
-    buzz_amplitude: float = 4.0  # median peak boost of a title's popularity after release
-    buzz_peak_days_max: float = 14.0
-    later_episode_exposure: float = 0.05  # later episodes are rarely shown as entry points
+    series_share: float = setting(0.5, "share of items that are episodes")
+    mean_series_length: float = setting(8.0, "mean number of episodes in a series")
+    zipf_exponent: float = setting(1.0, "base popularity of titles ~ rank^-exponent (long tail)")
+    popularity_quality_corr: float = setting(
+        0.3, "correlation of base popularity with quality (only partly)"
+    )
+    new_release_share: float = setting(
+        0.3, "share of titles released inside the window, the rest before"
+    )
+    buzz_amplitude: float = setting(4.0, "median peak boost of a title's popularity after release")
+    buzz_peak_days_max: float = setting(14.0, "latest day after release a title's buzz peaks")
+    later_episode_exposure: float = setting(
+        0.05, "exposure of later episodes as entry points (rarely shown)"
+    )
 
     # Hidden satisfaction s = 1 + 4 sigmoid(affinity_scale * taste.factor + quality + bias).
-    affinity_scale: float = 1.5
-    quality_std: float = 0.7
-    user_bias_std: float = 0.4
+    affinity_scale: float = setting(1.5, "weight of taste . factor in the hidden satisfaction s")
+    quality_std: float = setting(0.7, "spread of the titles' hidden quality in s")
+    user_bias_std: float = setting(0.4, "spread of the users' bias in s")
 
     # Activity and sessions.
-    activity_sigma: float = 1.0  # log-normal spread of user activity (heavy tail)
-    min_events_per_user: int = 5
-    max_events_per_day: float = 8.0  # cap on a user's mean daily events
-    mean_session_events: float = 3.0
-    min_session_gap_seconds: float = 3600.0  # sessions start at least this long after the last
-    browse_gap_median_seconds: float = 45.0  # within a session, after the previous playback
-    browse_gap_max_seconds: float = 1200.0
+    activity_sigma: float = setting(1.0, "log-normal spread of user activity (heavy tail)")
+    min_events_per_user: int = setting(5, "every user watches at least this many titles")
+    max_events_per_day: float = setting(8.0, "cap on a user's mean daily events")
+    mean_session_events: float = setting(3.0, "mean number of events in a session")
+    min_session_gap_seconds: float = setting(
+        3600.0, "sessions start at least this long after the last"
+    )
+    browse_gap_median_seconds: float = setting(
+        45.0, "median gap within a session, after the previous playback"
+    )
+    browse_gap_max_seconds: float = setting(1200.0, "longest gap within a session")
 
     # Choice: habit, autoplay and trends override or bias choices by satisfaction.
-    n_popular_candidates: int = 40  # drawn by popularity at the event's day
-    n_uniform_candidates: int = 8
-    satisfaction_weight: float = 1.0  # softmax weight of s (1-5 scale) among candidates
-    trend_weight: float = 0.7  # softmax weight of log buzz: hype users follow
-    mid_series_penalty: float = 1.5  # starting a series mid-way is unattractive
-    continue_series_base: float = 0.55  # P(continue the last series | a next episode exists)
-    continue_series_slope: float = 0.2  # added per unit of (s_last_episode - 3) / 2
-    autoplay_next_episode: float = 0.5  # within a session, P(next episode starts by itself)
-    autoplay_promoted: float = 0.2  # within a session, P(a promoted popular title starts)
+    n_popular_candidates: int = setting(40, "candidates drawn by popularity at the event's day")
+    n_uniform_candidates: int = setting(8, "drawn uniformly from the catalogue")
+    satisfaction_weight: float = setting(1.0, "softmax weight of s (1-5 scale) among candidates")
+    trend_weight: float = setting(0.7, "softmax weight of log buzz: hype users follow")
+    mid_series_penalty: float = setting(1.5, "softmax penalty of starting a series mid-way")
+    continue_series_base: float = setting(
+        0.55, "P(continue the last series | a next episode exists)"
+    )
+    continue_series_slope: float = setting(
+        0.2, "added to continue_series_base per unit of (s_last_episode - 3) / 2"
+    )
+    autoplay_next_episode: float = setting(
+        0.5, "within a session, P(next episode starts by itself)"
+    )
+    autoplay_promoted: float = setting(0.2, "within a session, P(a promoted popular title starts)")
 
     # Outcomes.
-    watch_slope: float = 1.2  # logit of watch fraction per satisfaction point
-    watch_bias: float = 0.3
-    watch_noise: float = 1.0
-    autoplay_inflation: float = 0.5  # mean share of the unwatched rest an autoplay runs on
-    interruption_share: float = 0.1  # external interruptions cut playback at random
-    rating_share: float = 0.04
-    rating_noise: float = 0.6
+    watch_slope: float = setting(1.2, "logit of watch fraction per satisfaction point")
+    watch_bias: float = setting(0.3, "offset of the watch fraction's logit")
+    watch_noise: float = setting(1.0, "noise on the logit of the watch fraction")
+    autoplay_inflation: float = setting(0.5, "mean share of the unwatched rest an autoplay runs on")
+    interruption_share: float = setting(
+        0.1, "share of playbacks an external interruption cuts at random"
+    )
+    rating_share: float = setting(0.04, "share of events that carry an explicit 1-5 rating")
+    rating_noise: float = setting(0.6, "noise of a rating around s")
 
     def __post_init__(self) -> None:
         positive = ("n_users", "n_items", "n_events", "n_days", "latent_dim")

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from common.paths import oracle_dir, raw_watch_logs_dir
+from common.layout import DataLayout
 from watchlogs.movielens import load_movielens
 from watchlogs.partitioned import DayWindow, write_daily_partitions
 from watchlogs.simulator import SimulatorConfig, simulate
@@ -34,12 +34,11 @@ SOURCES = ("simulator", "movielens")
 # Files dropped into <data>/landing/watch_logs/ are ingested through the raw GX gate by
 # validation.landing.ingest_landing (the raw_watch_logs asset with `source: landing`).
 LANDING_SOURCE = "landing"
-TITLES_FILE = "titles.parquet"
 
 
 def title_catalogue_path(root: Path) -> Path:
     """The title catalogue a source knows (item_id, duration): `<data>/raw/titles.parquet`."""
-    return Path(root) / "raw" / TITLES_FILE
+    return DataLayout(Path(root)).raw_titles
 
 
 def write_title_catalogue(
@@ -88,8 +87,15 @@ def dataset_fingerprint(source: str, params: dict[str, Any]) -> str:
 
 
 def read_fingerprint(root: Path) -> dict[str, Any] | None:
-    path = raw_watch_logs_dir(root) / FINGERPRINT_FILE
+    path = DataLayout(Path(root)).raw_watch_logs / FINGERPRINT_FILE
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def dataset_name(root: Path) -> str:
+    """The name reports group results by: the source ("simulator", "landing"), or the MovieLens
+    file's stem (e.g. "ml-100k"); "?" before any raw data was written."""
+    raw = read_fingerprint(root) or {}
+    return Path(raw["path"]).stem if raw.get("source") == "movielens" else raw.get("source", "?")
 
 
 def produce_raw_watch_logs(
@@ -121,7 +127,7 @@ def produce_raw_watch_logs(
     else:
         raise ValueError(f"unknown watch-log source {source!r}; expected one of {SOURCES}")
 
-    final = raw_watch_logs_dir(data_root)
+    final = DataLayout(Path(data_root)).raw_watch_logs
     fingerprint = {"source": source, "fingerprint": dataset_fingerprint(source, params), **params}
     if window is None:
         staging = final.with_name(final.name + ".incoming")
@@ -137,9 +143,9 @@ def produce_raw_watch_logs(
     written = table if window is None else _rows_in(table, window)
 
     # The oracle sits apart from the logs; a source without ground truth leaves none behind.
-    shutil.rmtree(oracle_dir(data_root), ignore_errors=True)
+    shutil.rmtree(DataLayout(Path(data_root)).oracle, ignore_errors=True)
     if result is not None:
-        result.oracle.save(oracle_dir(data_root))
+        result.oracle.save(DataLayout(Path(data_root)).oracle)
     # Side output: the titles this source knows, so later deliveries can be checked against it.
     all_titles = [str(i) for i in result.oracle.item_ids] if result is not None else None
     write_title_catalogue(table, data_root, all_titles)
@@ -175,7 +181,7 @@ def _check_same_dataset(root: Path, fingerprint: dict[str, Any], window: DayWind
         )
         raise ValueError(
             f"partitioned run ({window}) of a different dataset than the one in "
-            f"{raw_watch_logs_dir(root)}: "
+            f"{DataLayout(Path(root)).raw_watch_logs}: "
             f"{', '.join(k for k in differing if k != 'fingerprint')} differ "
             f"(on disk: {current.get('source')} {current.get('fingerprint')}, requested: "
             f"{fingerprint['source']} {fingerprint['fingerprint']}). Run unpartitioned to "

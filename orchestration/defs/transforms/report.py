@@ -1,4 +1,4 @@
-"""Stage reports as assets: `<data>/reports/data.json` summarises what the warehouse holds."""
+"""The data report: `<data>/reports/data.json` summarises what the warehouse holds."""
 
 import dagster as dg
 

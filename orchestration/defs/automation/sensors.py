@@ -7,8 +7,9 @@ import time
 
 import dagster as dg
 
-from orchestration.schedules import daily_refresh_job
-from validation.paths import landing_dir
+from common.layout import DataLayout
+from common.paths import data_dir
+from orchestration.defs.automation.jobs import daily_refresh_job
 from watchlogs.sources import LANDING_SOURCE
 
 # A file still being copied in is left for the next tick: it must be this old (unchanged).
@@ -17,7 +18,7 @@ SETTLE_SECONDS = 10
 
 def pending_deliveries(settle_seconds: float = SETTLE_SECONDS) -> list[tuple[str, int, int]]:
     """(name, size, mtime_ns) of every settled Parquet delivery waiting in the landing folder."""
-    folder = landing_dir()
+    folder = DataLayout(data_dir()).landing
     if not folder.exists():
         return []
     cutoff = time.time_ns() - int(settle_seconds * 1e9)

@@ -1,4 +1,4 @@
-"""Automation: the daily data refresh and the weekly retraining, as jobs with schedules.
+"""The jobs: everything (main_job), the daily data refresh and the weekly retraining.
 
 Stages are selected by asset group, so a stage joins its job by its group name alone:
 daily = ingest -> warehouse -> gates -> features; weekly = pretrain -> reward -> post-training.
@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.partitions import watch_log_days
+from orchestration.defs.automation.partitions import watch_log_days
+
+# The main job materializes every asset that exists; later stages join it by being defined.
+main_job = dg.define_asset_job(
+    "main_job",
+    selection=dg.AssetSelection.all(),
+    description="Everything, end to end, on the configured source (simulator by default).",
+    executor_def=dg.in_process_executor,
+)
 
 TRAINING_GROUPS = ("pretrain", "reward", "posttrain")
 
@@ -29,19 +37,4 @@ weekly_retraining_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
 )
 
-# At 02:00 UTC each day, the run of yesterday's partition (the last complete UTC day).
-daily_refresh_schedule = dg.build_schedule_from_partitioned_job(
-    daily_refresh_job,
-    hour_of_day=2,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-)
-
-weekly_retraining_schedule = dg.ScheduleDefinition(
-    job=weekly_retraining_job,
-    cron_schedule="0 4 * * 1",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-)
-
-JOBS = [daily_refresh_job, weekly_retraining_job]
-SCHEDULES = [daily_refresh_schedule, weekly_retraining_schedule]
+JOBS = [main_job, daily_refresh_job, weekly_retraining_job]

@@ -6,10 +6,17 @@ asset bodies: loading the code location stays fast.
 """
 
 from datetime import timedelta
+from typing import Literal
 
 import dagster as dg
+from pydantic import Field
 
+from common.layout import DataLayout
 from common.paths import data_dir
+
+# features.store.ONLINE_STORE_KINDS as config choices, written here because importing
+# features.store imports Feast (tests/test_orchestration_config.py keeps the two equal).
+OnlineStoreKind = Literal["sqlite", "redis"]
 
 # The dbt marts the offline sources are exported from, keyed as dagster-dbt names them.
 _FEATURE_MARTS = [
@@ -20,12 +27,17 @@ _FEATURE_MARTS = [
 
 
 class FeatureStoreConfig(dg.Config):
-    """Feature-view TTL and the online store. ttl_days 0 = rows never expire (the statistics are
-    cumulative; Feast's online reads would hide rows older than the TTL by the wall clock)."""
+    """Feature-view TTL and the online store."""
 
-    ttl_days: int = 0
-    online_store: str = "sqlite"  # or "redis"
-    redis_connection_string: str = ""  # e.g. "localhost:6379" when online_store is redis
+    ttl_days: int = Field(
+        default=0,
+        description="feature-view TTL in days; 0 = rows never expire (the statistics are "
+        "cumulative; Feast's online reads would hide rows older than the TTL by the wall clock)",
+    )
+    online_store: OnlineStoreKind = Field(default="sqlite", description="the Feast online store")
+    redis_connection_string: str = Field(
+        default="", description='e.g. "localhost:6379" when online_store is redis'
+    )
 
 
 @dg.asset(
@@ -46,7 +58,7 @@ def feature_tables() -> dg.MaterializeResult:
             "dagster/row_count": sum(v["rows"] for v in views.values()),
             "rows_per_view": dg.MetadataValue.json({k: v["rows"] for k, v in views.items()}),
             "export_seconds": figures["export_seconds"],
-            "path": dg.MetadataValue.path(str(data_dir() / "features" / "offline")),
+            "path": dg.MetadataValue.path(str(DataLayout(data_dir()).features / "offline")),
         }
     )
 

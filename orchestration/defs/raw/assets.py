@@ -2,42 +2,40 @@
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import pyarrow.parquet as pq
+from pydantic import Field
 
-from common.paths import data_dir, raw_watch_logs_dir
-from orchestration.partitions import partition_days, watch_log_days
+from common.layout import DataLayout
+from common.paths import data_dir
+from orchestration.config import config_from
+from orchestration.defs.automation.partitions import partition_days, watch_log_days
 from watchlogs.fetch_ml100k import fetch_ml100k
 from watchlogs.partitioned import DayWindow, days_spanned
 from watchlogs.simulator import SimulatorConfig
-from watchlogs.sources import LANDING_SOURCE, produce_raw_watch_logs
+from watchlogs.sources import LANDING_SOURCE, SOURCES, produce_raw_watch_logs
 
-_DEFAULTS = SimulatorConfig()
+# One choice per source of raw logs: watchlogs' sources, and the landing folder's deliveries.
+RawSource = Literal[(*SOURCES, LANDING_SOURCE)]  # type: ignore[valid-type]
 
 
-class RawWatchLogsConfig(dg.Config):
-    """Which source produces the raw logs, and the simulator's size. Simulator is the default;
-    `landing` ingests the files dropped into <data>/landing/watch_logs/ through the raw GX gate."""
+class RawWatchLogsConfig(config_from(SimulatorConfig, "SimulatorRunConfig")):  # type: ignore[misc]
+    """Which source produces the raw logs, and the simulator's knobs (`settings()` gives the
+    SimulatorConfig). Simulator is the default; `landing` ingests the files dropped into
+    <data>/landing/watch_logs/ through the raw GX gate."""
 
-    source: str = "simulator"
-    n_users: int = _DEFAULTS.n_users
-    n_items: int = _DEFAULTS.n_items
-    n_events: int = _DEFAULTS.n_events
-    n_days: int = _DEFAULTS.n_days
-    start_date: str = _DEFAULTS.start_date
-    seed: int = _DEFAULTS.seed
-    movielens_path: str = ""  # empty: ML-100K under the data directory (`make ml100k`)
-
-    def simulator_config(self) -> SimulatorConfig:
-        return SimulatorConfig(
-            n_users=self.n_users,
-            n_items=self.n_items,
-            n_events=self.n_events,
-            n_days=self.n_days,
-            start_date=self.start_date,
-            seed=self.seed,
-        )
+    source: RawSource = Field(
+        default="simulator",
+        description="simulator (seeded, with a hidden truth), movielens (a local ratings file) "
+        "or landing (the deliveries waiting in <data>/landing/watch_logs/)",
+    )
+    movielens_path: str = Field(
+        default="",
+        description="the MovieLens ratings file; empty: ML-100K under the data directory "
+        "(fetched on first use, `make ml100k`)",
+    )
 
 
 @dg.asset(
@@ -67,7 +65,7 @@ def raw_watch_logs(
     figures = produce_raw_watch_logs(
         source=config.source,
         data_root=root,
-        simulator_config=config.simulator_config(),
+        simulator_config=config.settings(),
         movielens_path=movielens_path,
         progress=context.log.info,
         window=days,
@@ -82,7 +80,7 @@ def raw_watch_logs(
             "date_range": f"{figures['first_event']} .. {figures['last_event']}",
             "source": figures["source"],
             "fingerprint": figures["fingerprint"],
-            "path": dg.MetadataValue.path(str(root / "raw" / "watch_logs")),
+            "path": dg.MetadataValue.path(str(DataLayout(root).raw_watch_logs)),
         }
     )
 
@@ -94,12 +92,11 @@ def _ingest_landing(
     do not raise here: the blocking check `gx_raw_contract` reports them and stops downstream.
     A partitioned run ingests only the deliveries whose events all fall in its days."""
     from validation.landing import ingest_landing  # GX is slow to import; only this path needs it
-    from validation.paths import landing_result_path
 
     result = ingest_landing(root, accept=None if days is None else _within(context, days))
-    result.save(landing_result_path(root), run_id=context.run.run_id)
+    result.save(DataLayout(root).landing_result, run_id=context.run.run_id)
     context.log.info(result.summary())
-    raw = raw_watch_logs_dir(root)
+    raw = DataLayout(root).raw_watch_logs
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in raw.glob("date=*/*.parquet"))
     return dg.MaterializeResult(
         metadata={

@@ -16,6 +16,7 @@ and the main job's tests run without one.
 """
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -26,16 +27,16 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
+from pydantic import Field
 
-from common.paths import data_dir, warehouse_path
+from common.layout import DataLayout
+from common.paths import DATA_DIR_ENV, data_dir, warehouse_path
 from common.warehouse import connect_read_only, relation_stats
-from orchestration.partitions import partition_days, watch_log_days
+from orchestration.defs.automation.partitions import partition_days, watch_log_days
+from orchestration.prepare import dbt_env
 from orchestration.resources import DUCKDB_WRITER_POOL, dbt_project
 from watchlogs.sources import read_fingerprint
 
-# Which raw dataset each model was last built from ({asset key: fingerprint}); a different
-# one forces a full refresh of the step building it.
-_BUILT_FROM = "warehouse.built_from.json"
 # dbt's own tag for the models partitioned by watch-log day (see the module doc).
 _DAILY_PARTITIONED = "tag:daily_partitioned"
 
@@ -51,7 +52,11 @@ class WarehouseTranslator(DagsterDbtTranslator):
 
 
 class TransformsConfig(dg.Config):
-    full_refresh: bool = False  # rebuild incremental models from scratch
+    full_refresh: bool = Field(
+        default=False,
+        description="rebuild the incremental models from scratch (done anyway when the raw "
+        "dataset changed since they were built)",
+    )
 
 
 def _relations_by_asset_key() -> dict[dg.AssetKey, tuple[str, str]]:
@@ -65,7 +70,9 @@ def _relations_by_asset_key() -> dict[dg.AssetKey, tuple[str, str]]:
 
 
 def _built_from() -> dict[str, Any]:
-    path = data_dir() / _BUILT_FROM
+    """Which raw dataset each model was last built from ({asset key: fingerprint}); a
+    different one forces a full refresh of the step building it."""
+    path = DataLayout(data_dir()).warehouse_built_from
     stamps = json.loads(path.read_text()) if path.exists() else {}
     return stamps if isinstance(stamps, dict) else {}  # older single stamp: rebuild once
 
@@ -86,7 +93,9 @@ def record_built_from(models: Iterable[dg.AssetKey]) -> None:
     dataset outside Dagster (a `dbt build` from the CLI)."""
     fingerprint = (read_fingerprint(data_dir()) or {}).get("fingerprint")
     stamps = {**_built_from(), **{key.to_user_string(): fingerprint for key in models}}
-    (data_dir() / _BUILT_FROM).write_text(json.dumps(stamps, indent=1, sort_keys=True))
+    DataLayout(data_dir()).warehouse_built_from.write_text(
+        json.dumps(stamps, indent=1, sort_keys=True)
+    )
 
 
 def _dbt_build(
@@ -107,6 +116,9 @@ def _dbt_build(
         f"dbt {' '.join(args)}"
         + (" (full refresh: dataset changed or requested)" if full_refresh else " (incremental)")
     )
+    # dbt inherits this process's environment: profiles.yml and the sources read the data
+    # directory from it, pinned to the absolute path the Python stages use.
+    os.environ[DATA_DIR_ENV] = dbt_env()[DATA_DIR_ENV]
     invocation = dbt.cli(args, context=context, raise_on_error=False)
     # Hold the events until dbt has exited: DuckDB admits one process at a time, so row counts
     # and date ranges can only be read once dbt has released the file.

@@ -1,0 +1,1 @@
+"""Automation: the jobs, their schedules, the landing sensor and the daily partitions."""

@@ -1,0 +1,1 @@
+"""The Feast feature store: offline tables, registry and online store."""

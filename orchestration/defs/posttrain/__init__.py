@@ -1,0 +1,1 @@
+"""Post-training: the advantages (with their gate) and the study with its champion."""

@@ -1,0 +1,1 @@
+"""The pretrained policy and its model-metrics gate."""

@@ -1,0 +1,1 @@
+"""Great Expectations gates on the warehouse tables, and the data quality report (Data Docs)."""

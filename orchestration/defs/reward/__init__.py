@@ -1,0 +1,1 @@
+"""The reward model (trainer and judge ensembles) and its predictions gate."""

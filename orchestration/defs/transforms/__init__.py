@@ -1,0 +1,1 @@
+"""The dbt project (warehouse models, dbt tests as checks) and the data report."""
