@@ -143,9 +143,9 @@ def _configs(name: str, mcfg: ModelConfig, tcfg: TrainConfig) -> tuple[ModelConf
     TrainConfig overrides (e.g. its number of negatives)."""
     if name != SIMULATOR:
         return mcfg, tcfg
-    from orchestration.assets.pretrain import PretrainConfig
+    from training.pretrain.settings import PretrainSettings
 
-    asset = PretrainConfig()
+    asset = PretrainSettings()
     overrides = {
         k: getattr(asset, k)
         for k in ("num_negatives", "temperature", "lr")

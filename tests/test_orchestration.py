@@ -10,6 +10,7 @@ import duckdb
 import mlflow
 import pytest
 
+from common.layout import DataLayout
 from common.paths import data_dir, warehouse_path
 from common.tracking import tracking_uri
 from orchestration.definitions import defs
@@ -147,7 +148,6 @@ def test_reward_model_is_reported_tracked_and_scores_online(first_run):
     test predictions, and online scoring through the Feast online store."""
     import pyarrow.parquet as pq
 
-    from training.reward.contract import reward_judge_dir, reward_model_dir
     from training.reward.model import load_reward_ensemble
     from training.reward.online import OnlineScorer
 
@@ -164,8 +164,11 @@ def test_reward_model_is_reported_tracked_and_scores_online(first_run):
     assert {"reward-calibration.png", "reward_model", "reward_judge"} <= artifacts
     predictions = pq.read_table(data_dir() / "reward" / "test_predictions.parquet")
     assert predictions.num_rows == report["test_events"]
-    trainer = load_reward_ensemble(reward_model_dir())
-    assert trainer.n_members == 2 and load_reward_ensemble(reward_judge_dir()).n_members == 2
+    trainer = load_reward_ensemble(DataLayout(data_dir()).reward_model)
+    assert (
+        trainer.n_members == 2
+        and load_reward_ensemble(DataLayout(data_dir()).reward_judge).n_members == 2
+    )
     scorer = OnlineScorer.from_root(data_dir())
     user, items = trainer.vocab.users.ids[0], trainer.vocab.items.ids[:3]
     scores = scorer.score(user, [*items, "no-such-title"])

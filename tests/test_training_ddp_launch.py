@@ -80,8 +80,8 @@ def write_warehouse(path, sequences: pa.Table) -> None:
 
 
 def test_asset_with_two_ddp_processes_matches_one_process(root):
-    from orchestration.assets.pretrain import PretrainConfig
     from orchestration.definitions import defs
+    from orchestration.defs.pretrain.assets import PretrainConfig
 
     write_warehouse(DataLayout(root).warehouse, SEQUENCES)
     run_config = {

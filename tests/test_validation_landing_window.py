@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from common.paths import raw_watch_logs_dir
-from orchestration.assets.raw import _within
+from orchestration.defs.raw.assets import _within
 from validation.landing import INGESTED, ingest_landing
 from validation.paths import landing_dir
 from watchlogs.partitioned import DayWindow, read_watch_logs

@@ -3,7 +3,7 @@ the pretrained policy, study.py), its evaluation (evaluator.py, evaluate.py), th
 and the beta-sweep plot (report.py), MLflow tracking, `reports/posttrain.json`, and the champion
 (champion.py, where its rule is written).
 
-Knows nothing of Dagster: the assets in orchestration/assets/posttrain.py call these functions.
+Knows nothing of Dagster: the assets in orchestration/defs/posttrain/assets.py call these functions.
 
 Every policy is trained before anything is evaluated, and the simulator's oracle is loaded only
 in the evaluation step, so no training code can ever see it.
