@@ -39,7 +39,7 @@ class PosttrainSettings:
     steps: int = setting(100, "batches per run (PPO: ppo_epochs optimizer updates per batch)")
     batch_size: int = setting(64, "training windows per batch")
     lr: float = setting(1e-3, "AdamW learning rate")
-    weight_clip: float = setting(20.0, "A-SFT / RW-BC: max per-target weight")
+    weight_clip: float = setting(20.0, "A-SFT / RW-BC / Exp-RSFT: max per-target weight")
     self_normalise: bool = setting(
         True, "divide the weighted loss by the batch's sum of weights, not its target count"
     )
