@@ -41,14 +41,18 @@ def test_registry_holds_the_method_facts():
     assert having("needs_reward_model") == {"dpo", "ipo", "ppo"}
     assert having("full_catalogue") == {"dpo", "ipo", "cql", "ppo"}
     assert having("no_dropout") == {"dpo", "ipo", "ppo"}
-    assert set(BETA_METHODS) == having("uses_beta") == {"asft", "dpo", "ipo", "cql", "ppo"}
-    assert having("event_weights") == {"asft", "rwbc"}
+    assert set(BETA_METHODS) == having("uses_beta") == {
+        "asft", "exprsft", "dpo", "ipo", "cql", "ppo"
+    }  # fmt: skip
+    assert having("event_weights") == {"asft", "rwbc", "exprsft"}
     assert having("needs_advantages") == {"asft"}
     assert REGISTRY["rwbc"].step is REGISTRY["asft"].step  # RW-BC differs in its weights only
+    assert REGISTRY["exprsft"].step is REGISTRY["asft"].step  # and so does Exp-RSFT
 
 
 @pytest.mark.parametrize(
-    "module", ["config", "methods.base", "methods.asft", "finetune", "settings", "stage"]
+    "module",
+    ["config", "methods.base", "methods.asft", "methods.exprsft", "finetune", "settings", "stage"],
 )
 def test_each_module_imports_on_its_own(module):
     subprocess.run([sys.executable, "-c", f"import training.posttrain.{module}"], check=True)

@@ -1,6 +1,6 @@
 """Post-training evaluation: metric functions on hand-made cases, the oracle kept out of training,
 the study end to end on a tiny simulated world (real DuckDB, MLflow and torch; no mocks), the
-champion rule both ways, and batch recommendations."""
+guarded champion rule end to end, and batch recommendations."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from training.models import SequenceEncoder
 from training.posttrain import evaluate as ev
 from training.posttrain import stage
 from training.posttrain.advantages import compute_advantages
-from training.posttrain.champion import choose_champion
 from training.posttrain.config import PosttrainConfig
 from training.posttrain.evaluator import build_evaluator
 from training.posttrain.finetune import finetune
@@ -273,33 +272,6 @@ def test_training_never_reads_the_oracle_evaluation_does(world, monkeypatch):
 
 
 # ---- the study end to end, and the champion rule ----------------------------------------------
-def _summary(judge: tuple[float, float], truth: tuple[float, float] | None) -> dict:
-    def row(method, beta, j, t):
-        r = {"method": method, "beta": beta, "runs": 3, "judge_reward": {"mean": j, "ci95": 0.1}}
-        return r | ({"true_satisfaction": {"mean": t, "ci95": 0.1}} if t is not None else {})
-
-    return {
-        "bc": row("bc", None, 3.0, 0.5 if truth else None),
-        "asft@beta=1": row("asft", 1.0, judge[0], truth[0] if truth else None),
-        "asft@beta=3": row("asft", 3.0, judge[1], truth[1] if truth else None),
-    }
-
-
-def test_champion_rule_both_ways():
-    win = choose_champion(_summary((3.5, 3.1), (0.7, 0.6)))
-    assert win["registered"] and win["label"] == "asft@beta=1"
-    # Higher judge reward but lower true satisfaction: not registered, and the reason says why.
-    lose = choose_champion(_summary((3.5, 3.1), (0.4, 0.6)))
-    assert not lose["registered"] and "true_satisfaction" in lose["reason"]
-    # Higher means but overlapping intervals: only registered when significance is not required.
-    close = _summary((3.05, 2.9), (0.55, 0.5))
-    assert choose_champion(close)["registered"]
-    assert not choose_champion(close, require_significant=True)["registered"]
-    # MovieLens (no oracle): the judge alone decides.
-    assert choose_champion(_summary((3.5, 3.1), None))["registered"]
-    assert not choose_champion(_summary((2.5, 2.1), None))["registered"]
-
-
 def _study(root: Path, judge: TableReward, monkeypatch, order: list[str]):
     trainer = TableReward(judge.table.numpy())  # the trainer's reward model = the judge here
     stage.run_advantages(root, reward_model=trainer, log=lambda _: None)
@@ -320,8 +292,11 @@ def _study(root: Path, judge: TableReward, monkeypatch, order: list[str]):
 
     monkeypatch.setattr(Oracle, "load", classmethod(load))
     settings = PosttrainSettings(
-        methods=("bc", "asft"), betas=(0.1,), seeds=(0, 1), steps=30, batch_size=16, lr=3e-3,
-        eval_users=40, registered_model_name="test-recommender", num_threads=1,
+        methods=("bc", "asft"), betas=(0.1,), seeds=(0, 1, 2), steps=30, batch_size=16, lr=1e-3,
+        eval_users=None, registered_model_name="test-recommender", num_threads=1,
+        # The tiny world's crude pretrained policy drifts further than the default world's: a
+        # good A-SFT run sits at KL ~1.2 here (the default bound is set for the default world).
+        max_kl=2.0,
     )  # fmt: skip
     return stage.run_posttrain_study(
         settings, root, "simulator", log=lambda _: None, judge=judge, reward_model=trainer
@@ -333,7 +308,7 @@ def test_study_end_to_end_registers_a_champion_that_beats_bc(world, monkeypatch)
     order: list[str] = []
     result = _study(root, TableReward(world["truth"]), monkeypatch, order)
     # Every policy was trained before the oracle was first read.
-    assert order.count("train") == 4 and "oracle" in order
+    assert order.count("train") == 6 and "oracle" in order
     assert max(i for i, o in enumerate(order) if o == "train") < order.index("oracle")
 
     report = json.loads((root / "reports" / "posttrain.json").read_text())
@@ -344,7 +319,7 @@ def test_study_end_to_end_registers_a_champion_that_beats_bc(world, monkeypatch)
                    "top10_overlap"):  # fmt: skip
         assert metric in table["asft@beta=0.1"]
     assert table["pretrained"]["kl"]["mean"] == pytest.approx(0.0, abs=1e-6)
-    assert table["bc"]["runs"] == 2
+    assert table["bc"]["runs"] == 3
     csv_text = result.table_csv.read_text()
     assert "asft@beta=0.1" in csv_text and "true_satisfaction_mean" in csv_text
     assert "| asft@beta=0.1 |" in result.table_md_path.read_text()
@@ -354,7 +329,7 @@ def test_study_end_to_end_registers_a_champion_that_beats_bc(world, monkeypatch)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([exp.experiment_id])
-    assert len(runs) == 4 + 1  # one run per trained policy, one for the study
+    assert len(runs) == 6 + 1  # one run per trained policy, one for the study
     study = client.get_run(result.study_run_id)
     artifacts = {a.path for a in client.list_artifacts(result.study_run_id)}
     assert {"posttrain_results.csv", "posttrain_results.md", "beta_sweep.png"} <= artifacts
@@ -365,7 +340,8 @@ def test_study_end_to_end_registers_a_champion_that_beats_bc(world, monkeypatch)
         summary["asft@beta=0.1"][m]["mean"] > summary["bc"][m]["mean"]
         for m in ("judge_reward", "true_satisfaction")
     )
-    assert holds and result.champion["registered"]
+    assert holds and result.champion["registered"], json.dumps(result.champion["checks"])
+    assert report["champion_checks"]["asft@beta=0.1"]["eligible"]
     version = client.get_model_version_by_alias("test-recommender", "champion")
     assert str(version.version) == result.champion["model_version"]
     assert study.data.tags["champion"] == str(version.version)
@@ -381,7 +357,7 @@ def test_study_end_to_end_registers_a_champion_that_beats_bc(world, monkeypatch)
         assert con.execute(f"select count(*) from {TABLE}").fetchone()[0] == recs.num_rows
 
 
-def test_no_champion_when_it_does_not_beat_bc_on_the_truth(world, monkeypatch, tmp_path):
+def test_no_champion_when_the_judge_is_fooled_and_the_ranking_drops(world, monkeypatch, tmp_path):
     root = tmp_path / "study-lose"
     build_world(root)
     # Trainer and judge both reward the worst titles: the judge is fooled, the truth is not.
@@ -391,7 +367,10 @@ def test_no_champion_when_it_does_not_beat_bc_on_the_truth(world, monkeypatch, t
     a, b = summary["asft@beta=0.1"], summary["bc"]
     beats = all(a[m]["mean"] > b[m]["mean"] for m in ("judge_reward", "true_satisfaction"))
     assert result.champion["registered"] is beats is False
-    assert result.champion["reason"].startswith("asft@beta=0.1 does not beat BC")
+    # The judge is fooled; the ranking guard is not (no oracle needed).
+    checks = result.champion["checks"]["asft@beta=0.1"]
+    assert checks["judge_beats_bc"]["passed"] and not checks["ndcg_not_worse"]["passed"]
+    assert "asft@beta=0.1 fails ndcg_not_worse" in result.champion["reason"]
     assert not (root / "models" / "champion").exists()
     use_local_store(root)
     assert not mlflow.MlflowClient().search_registered_models()

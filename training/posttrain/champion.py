@@ -1,12 +1,26 @@
 """The champion rule, and the champion's registration and files.
 
-The candidate is the post-trained configuration (any method but BC, at any beta) with the highest
-mean judge reward across seeds: the judge is the only criterion that exists on real data, so the
-oracle never selects. It is registered in the MLflow model registry, with the alias `champion`,
-only where its mean judge reward is higher than BC's and, on the simulator, its mean true
-satisfaction too; with `require_significant` the 95% intervals must also not overlap. The weights
-registered are those of the candidate's seed with the highest judge reward. Otherwise nothing is
-registered, no stale champion is left on disk, and the report says why.
+A candidate is a post-trained configuration (any method but BC, at any beta), summarised over the
+study's seeds. It is eligible only where all three checks against BC hold:
+- `judge_beats_bc`: its judge reward beats BC's with non-overlapping 95% intervals (candidate
+  mean - ci95 > BC mean + ci95; with a single seed the intervals are points);
+- `ndcg_not_worse`: its mean NDCG@10 on the held-out high-reward targets is not below BC's by more
+  than `ndcg_margin` (absolute: candidate mean >= BC mean - ndcg_margin);
+- `kl_within_bound`: its mean KL to the pretrained policy is at most `max_kl`.
+The eligible candidate with the highest mean judge reward is registered in the MLflow model
+registry, with the alias `champion`, with the weights of its seed with the highest judge reward.
+Where no candidate is eligible nothing is registered, no stale champion is left on disk, and the
+reason names the checks each candidate failed. The judge is the only reward that exists on real
+data, so the oracle never selects: on the simulator, true satisfaction is reported next to the
+checks but is not one of them.
+
+Why the guards: the judge alone can be gamed. On ML-100K the highest-judge candidate, PPO, was
+below the pretrained policy on NDCG@10 (0.0855 vs 0.0994) with KL 1.58, and a judge-only rule
+shipped that reward hacker. The defaults (PosttrainSettings): `ndcg_margin` 0.01 NDCG@10 is about
+twice the 95% half-width of BC's NDCG@10 over 3 seeds on the default world (0.0049), so it
+tolerates seed noise but not a real ranking loss; `max_kl` 1.0 nat: BC's own drift from the
+pretrained policy is about 0.09 and A-SFT beta=0.1's about 0.35, while the reward hacker on
+ML-100K sat at 1.58.
 """
 
 from __future__ import annotations
@@ -26,44 +40,70 @@ from training.posttrain.study import PRETRAINED, TrainedPolicy, policy_model
 
 # The model classes travel with the registered model: the whole `training` package.
 TRAINING_PACKAGE = Path(__file__).resolve().parents[1]
+CHECKS = ("judge_beats_bc", "ndcg_not_worse", "kl_within_bound")
 
 
-def _beats(a: dict[str, float], b: dict[str, float], significant: bool) -> bool:
-    if significant:
-        return a["mean"] - a["ci95"] > b["mean"] + b["ci95"]
-    return a["mean"] > b["mean"]
+def candidate_checks(
+    row: dict[str, Any], bc: dict[str, Any], *, ndcg_margin: float, max_kl: float
+) -> dict[str, Any]:
+    """One candidate's summary row against BC's: each check's values and whether it passed, and
+    `eligible` (all passed); on the simulator also its true satisfaction, reported, not checked."""
+    judge, bc_judge = row["judge_reward"], bc["judge_reward"]
+    ndcg, bc_ndcg, kl = row["ndcg@10"]["mean"], bc["ndcg@10"]["mean"], row["kl"]["mean"]
+    checks: dict[str, Any] = {
+        "judge_beats_bc": {
+            "candidate": judge["mean"],
+            "candidate_ci95": judge["ci95"],
+            "bc": bc_judge["mean"],
+            "bc_ci95": bc_judge["ci95"],
+            "passed": judge["mean"] - judge["ci95"] > bc_judge["mean"] + bc_judge["ci95"],
+        },
+        "ndcg_not_worse": {
+            "candidate": ndcg,
+            "bc": bc_ndcg,
+            "difference": ndcg - bc_ndcg,
+            "margin": ndcg_margin,
+            "passed": ndcg >= bc_ndcg - ndcg_margin,
+        },
+        "kl_within_bound": {"candidate": kl, "bound": max_kl, "passed": kl <= max_kl},
+    }
+    checks["eligible"] = all(checks[c]["passed"] for c in CHECKS)
+    if "true_satisfaction" in row and "true_satisfaction" in bc:
+        a, b = row["true_satisfaction"]["mean"], bc["true_satisfaction"]["mean"]
+        checks["true_satisfaction"] = {"candidate": a, "bc": b, "difference": a - b}
+    return checks
 
 
 def choose_champion(
-    summary: dict[str, dict[str, Any]], require_significant: bool = False
+    summary: dict[str, dict[str, Any]], *, ndcg_margin: float, max_kl: float
 ) -> dict[str, Any]:
-    """The champion decision (see the module docstring): candidate, checks, and the reason."""
+    """The champion decision (the module docstring's rule): `label` (None where nothing is
+    eligible), `registered`, `reason`, and `checks` (candidate label -> `candidate_checks`)."""
     candidates = [k for k, v in summary.items() if v["method"] not in (PRETRAINED, "bc")]
     if not candidates:
-        return {"label": None, "registered": False, "reason": "no post-trained method besides BC"}
-    best = max(candidates, key=lambda k: summary[k]["judge_reward"]["mean"])
-    decision: dict[str, Any] = {"label": best, "registered": False}
+        reason = "no post-trained method besides BC"
+        return {"label": None, "registered": False, "reason": reason, "checks": {}}
     if "bc" not in summary:
-        return decision | {"reason": "BC is not in the study: nothing to compare against"}
-    checks = {}
-    for metric in ("judge_reward", "true_satisfaction"):
-        if metric not in summary[best]:
-            continue  # no oracle (MovieLens): the judge alone decides
-        a, b = summary[best][metric], summary["bc"][metric]
-        checks[metric] = {
-            "candidate": a["mean"],
-            "bc": b["mean"],
-            "higher_mean": a["mean"] > b["mean"],
-            "non_overlapping_ci": a["mean"] - a["ci95"] > b["mean"] + b["ci95"],
-            "passed": _beats(a, b, require_significant),
-        }
-    decision["checks"] = checks
-    failed = [m for m, c in checks.items() if not c["passed"]]
-    if failed:
-        rule = "non-overlapping 95% CIs" if require_significant else "a higher mean"
-        reason = f"{best} does not beat BC on {', '.join(failed)} ({rule} required)"
-        return decision | {"reason": reason}
-    return decision | {"registered": True, "reason": f"{best} beats BC on {', '.join(checks)}"}
+        reason = "BC is not in the study: nothing to compare against"
+        return {"label": None, "registered": False, "reason": reason, "checks": {}}
+    checks = {
+        k: candidate_checks(summary[k], summary["bc"], ndcg_margin=ndcg_margin, max_kl=max_kl)
+        for k in candidates
+    }
+    rejected = "; ".join(
+        f"{k} fails {', '.join(c for c in CHECKS if not checks[k][c]['passed'])}"
+        for k in candidates
+        if not checks[k]["eligible"]
+    )
+    eligible = [k for k in candidates if checks[k]["eligible"]]
+    if not eligible:
+        reason = f"no candidate passes every check ({', '.join(CHECKS)}): {rejected}"
+        return {"label": None, "registered": False, "reason": reason, "checks": checks}
+    best = max(eligible, key=lambda k: summary[k]["judge_reward"]["mean"])
+    reason = f"{best}: the highest judge reward among candidates passing {', '.join(CHECKS)}"
+    if rejected:
+        reason += f"; rejected: {rejected}"
+    return {"label": best, "registered": True, "reason": reason, "checks": checks}
 
 
 def register_champion(model: SequenceEncoder, name: str, tags: dict[str, str]) -> tuple[str, str]:

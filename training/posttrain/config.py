@@ -13,7 +13,7 @@ from typing import Literal
 
 from common.settings import check_choices
 
-MethodName = Literal["bc", "asft", "rwbc", "dpo", "ipo", "cql", "ppo"]
+MethodName = Literal["bc", "asft", "rwbc", "exprsft", "dpo", "ipo", "cql", "ppo"]
 METHOD_NAMES: tuple[str, ...] = typing.get_args(MethodName)
 
 _POSITIVE = ("beta", "weight_clip", "batch_size", "lr", "num_negatives", "temperature",
@@ -25,7 +25,7 @@ _NON_NEGATIVE = ("steps", "confidence", "weight_decay", "grad_clip")
 @dataclass(frozen=True)
 class PosttrainConfig:
     method: MethodName
-    weight_clip: float  # A-SFT / RW-BC: max weight before normalisation
+    weight_clip: float  # A-SFT / RW-BC / Exp-RSFT: max weight before normalisation
     self_normalise: bool  # divide the weighted loss by sum(w) in the batch, not the count
     steps: int  # batches (PPO makes ppo_epochs optimizer updates per batch)
     batch_size: int  # training windows per batch

@@ -22,7 +22,7 @@ from training.posttrain.advantages import EventAdvantages
 from training.posttrain.batch import training_batch
 from training.posttrain.config import PosttrainConfig
 from training.posttrain.methods import REGISTRY, Method
-from training.posttrain.methods.base import StepContext, subsample_states
+from training.posttrain.methods.base import StepContext, subsample_states, train_targets
 from training.reward.contract import CatalogueRewardModel
 
 
@@ -35,13 +35,6 @@ def _window_batches(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
             yield order[i : i + batch_size]
 
 
-def _train_targets(data: SequenceData) -> np.ndarray:
-    """Flat event indices of every training target (events [start + 1, end) of each window)."""
-    lo, hi = data.windows.starts + 1, data.windows.ends
-    n = hi - lo
-    return np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
-
-
 def _event_weights(
     data: SequenceData, cfg: PosttrainConfig, method: Method, advantages: EventAdvantages | None
 ) -> torch.Tensor | None:
@@ -49,7 +42,7 @@ def _event_weights(
     if method.event_weights is None:
         return None
     w = method.event_weights(data, cfg, None if advantages is None else advantages.advantage)
-    missing = int((~torch.isfinite(w[_train_targets(data)])).sum())
+    missing = int((~torch.isfinite(w[train_targets(data)])).sum())
     if missing:
         raise ValueError(f"{missing} training targets have no {method.weights_from} ({cfg.method})")
     return w

@@ -39,7 +39,7 @@ class PosttrainSettings:
     steps: int = setting(100, "batches per run (PPO: ppo_epochs optimizer updates per batch)")
     batch_size: int = setting(64, "training windows per batch")
     lr: float = setting(1e-3, "AdamW learning rate")
-    weight_clip: float = setting(20.0, "A-SFT / RW-BC: max per-target weight")
+    weight_clip: float = setting(20.0, "A-SFT / RW-BC / Exp-RSFT: max per-target weight")
     self_normalise: bool = setting(
         True, "divide the weighted loss by the batch's sum of weights, not its target count"
     )
@@ -50,9 +50,10 @@ class PosttrainSettings:
     max_ranking_targets: int | None = setting(
         5_000, "ranking targets, sampled once, seeded; None: every one"
     )
-    require_significant: bool = setting(
-        False, "the champion must beat BC with non-overlapping 95% CIs, not only a higher mean"
+    ndcg_margin: float = setting(
+        0.01, "champion check: its NDCG@10 may be below BC's by at most this much (absolute)"
     )
+    max_kl: float = setting(1.0, "champion check: its mean KL to the pretrained policy at most")
     registered_model_name: str = setting(
         "asft-recommender", "MLflow registered model the champion is registered under"
     )
@@ -62,6 +63,10 @@ class PosttrainSettings:
         check_choices(self)
         if not self.methods or not self.seeds:
             raise ValueError("the study needs at least one method and one seed")
+        if not (self.ndcg_margin >= 0 and self.max_kl >= 0):
+            raise ValueError(
+                f"ndcg_margin and max_kl must be >= 0, got {self.ndcg_margin} and {self.max_kl}"
+            )
         unknown = sorted(set(self.method_betas) - set(BETA_METHODS))
         if unknown:
             raise ValueError(f"method_betas names {unknown}: only {BETA_METHODS} take a beta")

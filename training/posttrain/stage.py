@@ -151,7 +151,7 @@ def run_posttrain_study(
     plot = report.beta_sweep_plot(summary, dataset, out_dir / "beta_sweep.png")
 
     # 4. The champion, registered only where the rule holds; the study run holds the artifacts.
-    decision = choose_champion(summary, settings.require_significant)
+    decision = choose_champion(summary, ndcg_margin=settings.ndcg_margin, max_kl=settings.max_kl)
     with start_run(EXPERIMENT, f"{dataset}-study", tags={**run_tags, "kind": "study"}, root=root):
         mlflow.log_params(
             {k: str(v) for k, v in dataclasses.asdict(settings).items()}
@@ -186,7 +186,7 @@ def run_posttrain_study(
             "slate_states": len(evaluate.states),
         },
         "champion": {k: v for k, v in decision.items() if k != "checks"},
-        "champion_checks": decision.get("checks", {}),
+        "champion_checks": decision["checks"],
         "seeds": list(settings.seeds),
         "betas": {
             m: list(settings.betas_of(m)) for m in settings.methods if REGISTRY[m].uses_beta

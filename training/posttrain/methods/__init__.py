@@ -4,6 +4,7 @@ of a method is here and nowhere else. Adding a method = its module + one line in
 - bc: continued pretraining (sampled softmax, weight 1 per target).
 - asft: the same weighted by min(exp(A / beta), weight_clip) (advantages).
 - rwbc: the same weighted by the logged 1-5 reward.
+- exprsft: the same weighted by min(exp((r - mean r) / lambda), weight_clip) of the logged reward.
 - dpo / ipo: preference pairs from pi_ref samples whose ensemble intervals do not overlap.
 - cql: discrete one-step CQL with the policy's catalogue logits as Q values.
 - ppo: one-step bandit PPO, the reward model as environment, KL-regularised to pi_ref.
@@ -20,7 +21,7 @@ import torch
 
 from training.core.data import SequenceData
 from training.posttrain.config import PosttrainConfig
-from training.posttrain.methods import asft, bc, cql, dpo, ppo, rwbc
+from training.posttrain.methods import asft, bc, cql, dpo, exprsft, ppo, rwbc
 from training.posttrain.methods.base import Step
 
 # (data, cfg, [E] advantages or None) -> [E] per-event weights (NaN where an event has none).
@@ -56,6 +57,8 @@ REGISTRY: dict[str, Method] = {
                needs_advantages=True),
         Method("rwbc", asft.step, event_weights=rwbc.event_weights,
                weights_from="logged reward"),
+        Method("exprsft", asft.step, beta_means="lambda, the temperature of exp(r / lambda)",
+               event_weights=exprsft.event_weights, weights_from="logged reward"),
         Method("dpo", dpo.step, beta_means="DPO beta", needs_reward_model=True,
                full_catalogue=True, no_dropout=True),
         Method("ipo", partial(dpo.step, ipo=True), beta_means="IPO beta",

@@ -4,7 +4,7 @@ A method's `step(model, batch, ctx, update) -> dict[str, float]` turns one `trai
 (training/posttrain/batch.py) into one or more calls of `update(loss)` (the loop's backward +
 clip + optimizer step); training/posttrain/finetune.py owns the loop and methods/__init__.py the
 registry. `sampled_nll` is pretraining's sampled-softmax loss, optionally weighted per target:
-BC, A-SFT and RW-BC differ only in those weights.
+BC, A-SFT, RW-BC and Exp-RSFT differ only in those weights.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.core.data import PAD
+from training.core.data import PAD, SequenceData
 from training.core.losses import (
     logits_dtype,
     negative_mask,
@@ -39,12 +39,19 @@ class StepContext:
     n_items: int
     generator: torch.Generator  # negatives and action samples
     reward_model: CatalogueRewardModel | None = None
-    event_weights: torch.Tensor | None = None  # [E] per-target weights (A-SFT, RW-BC)
+    event_weights: torch.Tensor | None = None  # [E] per-target weights (A-SFT, RW-BC, Exp-RSFT)
 
 
 def supervised(batch: dict[str, Any]) -> torch.Tensor:
     """[B, L] True at positions with a target (the states of the batch)."""
     return batch["target_ids"] != PAD
+
+
+def train_targets(data: SequenceData) -> np.ndarray:
+    """Flat event indices of every training target (events [start + 1, end) of each window)."""
+    lo, hi = data.windows.starts + 1, data.windows.ends
+    n = hi - lo
+    return np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
 
 
 def subsample_states(
