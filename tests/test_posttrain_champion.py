@@ -1,16 +1,20 @@
 """The guarded champion rule on hand-made summary tables: each check alone rejects a candidate and
 is named, the highest-judge eligible candidate wins, nothing is registered without an eligible
-candidate or without BC, the ML-100K reward hacker is refused, and today's default run still
-registers asft@beta=0.1."""
+candidate or without BC, the recorded every-method studies (docs/studies/) register a policy not
+below the pretrained one on NDCG@10, and today's default run still registers asft@beta=0.1."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from training.posttrain.champion import CHECKS, choose_champion
+from training.posttrain.champion_replay import decision_table, main, summary_from_csv
 from training.posttrain.settings import PosttrainSettings
+
+STUDIES = Path(__file__).resolve().parents[1] / "docs" / "studies"
 
 DEFAULTS = PosttrainSettings()
 RULE = {"ndcg_margin": DEFAULTS.ndcg_margin, "max_kl": DEFAULTS.max_kl}
@@ -39,10 +43,12 @@ def table(*candidates: dict) -> dict:
 
 
 def test_the_defaults_are_the_documented_ones():
-    assert (DEFAULTS.ndcg_margin, DEFAULTS.max_kl) == (0.01, 1.0)
+    assert (DEFAULTS.ndcg_margin, DEFAULTS.max_kl) == (0.03, 1.0)
     assert "require_significant" not in {f.name for f in dataclasses.fields(PosttrainSettings)}
-    with pytest.raises(ValueError, match="ndcg_margin and max_kl must be >= 0"):
+    with pytest.raises(ValueError, match=r"ndcg_margin must be in \[0, 1\) and max_kl >= 0"):
         PosttrainSettings(max_kl=-1.0)
+    with pytest.raises(ValueError, match=r"ndcg_margin must be in \[0, 1\)"):
+        PosttrainSettings(ndcg_margin=1.0)
 
 
 def test_a_candidate_passing_every_check_is_registered():
@@ -61,7 +67,7 @@ def test_a_candidate_passing_every_check_is_registered():
     [
         # Higher mean judge reward but overlapping intervals: 3.015 - 0.01 < 3.0 + 0.01.
         (row("asft", 1.0, 3.015, 0.30, 0.3), "judge_beats_bc"),
-        # NDCG@10 below BC's by 0.011 > 0.01 (exactly 0.01 below passes: next test).
+        # NDCG@10 3.7% below the reference 0.30 > 3% (exactly 3% below passes: next test).
         (row("asft", 1.0, 3.5, 0.289, 0.3), "ndcg_not_worse"),
         (row("asft", 1.0, 3.5, 0.30, 1.01), "kl_within_bound"),
     ],
@@ -76,12 +82,13 @@ def test_each_check_failing_alone_rejects_and_is_named(candidate, failing):
 
 
 def test_the_bounds_are_inclusive():
-    # NDCG@10 exactly ndcg_margin below BC's (0.30 - 0.01 == 0.29 in floats) and KL exactly max_kl.
-    at_bounds = row("asft", 1.0, 3.5, 0.29, 1.0)
+    # NDCG@10 exactly ndcg_margin below the reference and KL exactly max_kl.
+    at_bounds = row("asft", 1.0, 3.5, (1.0 - DEFAULTS.ndcg_margin) * 0.30, 1.0)
     d = choose_champion(table(at_bounds), **RULE)
     assert d["registered"]
-    assert d["checks"]["asft@beta=1"]["ndcg_not_worse"]["difference"] == pytest.approx(-0.01)
-    strict = choose_champion(table(at_bounds), ndcg_margin=0.005, max_kl=0.5)
+    ndcg = d["checks"]["asft@beta=1"]["ndcg_not_worse"]
+    assert ndcg["relative_difference"] == pytest.approx(-DEFAULTS.ndcg_margin)
+    strict = choose_champion(table(at_bounds), ndcg_margin=0.02, max_kl=0.5)
     assert not strict["registered"]
     assert "asft@beta=1 fails ndcg_not_worse, kl_within_bound" in strict["reason"]
 
@@ -135,22 +142,47 @@ def test_true_satisfaction_is_reported_but_never_checked():
     assert "passed" not in truth
 
 
-def test_an_ml100k_like_table_registers_asft_not_the_reward_hacker():
-    # PPO: the highest judge reward, NDCG@10 0.013 below BC's and KL 1.58; A-SFT passes.
-    d = choose_champion(
-        {
-            "pretrained": row("pretrained", None, 3.60, 0.0994, 0.0, judge_ci=0.0),
-            "bc": row("bc", None, 3.61, 0.0985, 0.08),
-            "asft@beta=0.1": row("asft", 0.1, 3.70, 0.0960, 0.30),
-            "ppo@beta=0.1": row("ppo", 0.1, 3.95, 0.0855, 1.58),
-        },
-        **RULE,
+def test_the_reference_is_the_better_of_bc_and_the_pretrained_policy():
+    # BC ranks worse than the pretrained policy: the candidate must keep the pretrained's NDCG@10.
+    summary = table(row("asft", 1.0, 3.5, 0.30, 0.3))
+    summary["bc"] = row("bc", None, 3.0, 0.25, 0.1)
+    ndcg = choose_champion(summary, **RULE)["checks"]["asft@beta=1"]["ndcg_not_worse"]
+    assert (ndcg["reference"], ndcg["reference_value"], ndcg["passed"]) == (
+        "pretrained",
+        0.30,
+        True,
     )
-    assert d["registered"] and d["label"] == "asft@beta=0.1"
-    ppo = d["checks"]["ppo@beta=0.1"]
-    assert ppo["judge_beats_bc"]["passed"] and not ppo["eligible"]
-    assert ppo["ndcg_not_worse"]["difference"] == pytest.approx(-0.013)
-    assert "ppo@beta=0.1 fails ndcg_not_worse, kl_within_bound" in d["reason"]
+    summary["asft@beta=1"] = row("asft", 1.0, 3.5, 0.28, 0.3)  # above BC's, 6.7% below pretrained
+    assert not choose_champion(summary, **RULE)["registered"]
+
+
+def test_the_recorded_ml100k_study_registers_asft_not_a_policy_below_the_pretrained_one():
+    # ML-100K, every method, 3 seeds (docs/results.md): PPO has the highest judge reward, IPO the
+    # next; both rank below the pretrained policy.
+    summary = summary_from_csv(STUDIES / "every-method-ml100k.csv")
+    d = choose_champion(summary, **RULE)
+    assert d["label"] == "asft@beta=0.1"
+    assert summary[d["label"]]["ndcg@10"]["mean"] >= summary["pretrained"]["ndcg@10"]["mean"]
+    failed = {k: [c for c in CHECKS if not v[c]["passed"]] for k, v in d["checks"].items()}
+    assert failed["ppo@beta=0.1"] == ["ndcg_not_worse", "kl_within_bound"]
+    assert failed["ipo@beta=0.1"] == ["ndcg_not_worse"]  # 5.5% below BC, within 1.0 nat
+    assert failed["asft@beta=10"] == ["judge_beats_bc"]
+    assert "| ppo@beta=0.1 |" in decision_table(d)
+
+
+def test_the_recorded_simulator_study_registers_asft_and_rejects_every_rl_baseline(capsys):
+    main([str(STUDIES / "every-method-simulator.csv")])
+    out = capsys.readouterr().out
+    assert "registered: asft@beta=0.1 (" in out
+    for rl in ("dpo", "ipo", "cql", "ppo"):
+        assert f"{rl}@beta=0.1 fails ndcg_not_worse" in out
+
+
+def test_a_table_that_is_not_a_study_is_refused_naming_the_missing_columns(tmp_path):
+    bad = tmp_path / "results.csv"
+    bad.write_text("policy,method\nbc,bc\n")
+    with pytest.raises(ValueError, match=r"not a post-training results table .*judge_reward_mean"):
+        summary_from_csv(bad)
 
 
 def test_the_default_run_still_registers_asft_at_beta_0_1():
@@ -169,7 +201,8 @@ def test_the_default_run_still_registers_asft_at_beta_0_1():
         **RULE,
     )
     assert d["registered"] and d["label"] == "asft@beta=0.1"
-    assert d["checks"]["asft@beta=0.1"]["ndcg_not_worse"]["difference"] == pytest.approx(-0.009267)
+    ndcg = d["checks"]["asft@beta=0.1"]["ndcg_not_worse"]
+    assert ndcg["relative_difference"] == pytest.approx(0.309865 / 0.319132 - 1.0)
     assert d["checks"]["asft@beta=1"]["eligible"]  # eligible, but a lower judge reward
     assert "rejected: asft@beta=10 fails judge_beats_bc" in d["reason"]
 

@@ -4,8 +4,10 @@ A candidate is a post-trained configuration (any method but BC, at any beta), su
 study's seeds. It is eligible only where all three checks against BC hold:
 - `judge_beats_bc`: its judge reward beats BC's with non-overlapping 95% intervals (candidate
   mean - ci95 > BC mean + ci95; with a single seed the intervals are points);
-- `ndcg_not_worse`: its mean NDCG@10 on the held-out high-reward targets is not below BC's by more
-  than `ndcg_margin` (absolute: candidate mean >= BC mean - ndcg_margin);
+- `ndcg_not_worse`: its mean NDCG@10 on the held-out high-reward targets is at least
+  (1 - `ndcg_margin`) times the reference, the better of BC's and the pretrained policy's (the
+  policy serving when nothing is registered); relative, because NDCG@10 lives on different scales
+  per dataset (0.31 on the default world, 0.10 on ML-100K);
 - `kl_within_bound`: its mean KL to the pretrained policy is at most `max_kl`.
 The eligible candidate with the highest mean judge reward is registered in the MLflow model
 registry, with the alias `champion`, with the weights of its seed with the highest judge reward.
@@ -15,12 +17,12 @@ data, so the oracle never selects: on the simulator, true satisfaction is report
 checks but is not one of them.
 
 Why the guards: the judge alone can be gamed. On ML-100K the highest-judge candidate, PPO, was
-below the pretrained policy on NDCG@10 (0.0855 vs 0.0994) with KL 1.58, and a judge-only rule
-shipped that reward hacker. The defaults (PosttrainSettings): `ndcg_margin` 0.01 NDCG@10 is about
-twice the 95% half-width of BC's NDCG@10 over 3 seeds on the default world (0.0049), so it
-tolerates seed noise but not a real ranking loss; `max_kl` 1.0 nat: BC's own drift from the
-pretrained policy is about 0.09 and A-SFT beta=0.1's about 0.35, while the reward hacker on
-ML-100K sat at 1.58.
+below the pretrained policy on NDCG@10 with KL 1.58, and a judge-only rule shipped that reward
+hacker. The defaults (PosttrainSettings): `ndcg_margin` 0.03 is about twice the relative 95%
+half-width of BC's NDCG@10 over 3 seeds (1.5% on the default world, 1.7% on ML-100K), so it
+tolerates seed noise but not a real ranking loss (an absolute margin of 0.01 let IPO, 5.5% below
+BC on ML-100K, through); `max_kl` 1.0 nat: BC's own drift from the pretrained policy is about 0.09
+and A-SFT beta=0.1's about 0.35, while the reward hacker on ML-100K sat at 1.58.
 """
 
 from __future__ import annotations
@@ -44,12 +46,23 @@ CHECKS = ("judge_beats_bc", "ndcg_not_worse", "kl_within_bound")
 
 
 def candidate_checks(
-    row: dict[str, Any], bc: dict[str, Any], *, ndcg_margin: float, max_kl: float
+    row: dict[str, Any],
+    bc: dict[str, Any],
+    *,
+    ndcg_margin: float,
+    max_kl: float,
+    pretrained: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One candidate's summary row against BC's: each check's values and whether it passed, and
-    `eligible` (all passed); on the simulator also its true satisfaction, reported, not checked."""
+    """One candidate's summary row against BC's (and the pretrained policy's NDCG@10): each
+    check's values and whether it passed, and `eligible` (all passed); on the simulator also its
+    true satisfaction, reported, not checked."""
     judge, bc_judge = row["judge_reward"], bc["judge_reward"]
-    ndcg, bc_ndcg, kl = row["ndcg@10"]["mean"], bc["ndcg@10"]["mean"], row["kl"]["mean"]
+    ndcg, kl = row["ndcg@10"]["mean"], row["kl"]["mean"]
+    reference = {"bc": bc["ndcg@10"]["mean"]}
+    if pretrained is not None and "ndcg@10" in pretrained:
+        reference[PRETRAINED] = pretrained["ndcg@10"]["mean"]
+    ref_name = max(reference, key=reference.__getitem__)
+    ref = reference[ref_name]
     checks: dict[str, Any] = {
         "judge_beats_bc": {
             "candidate": judge["mean"],
@@ -60,10 +73,11 @@ def candidate_checks(
         },
         "ndcg_not_worse": {
             "candidate": ndcg,
-            "bc": bc_ndcg,
-            "difference": ndcg - bc_ndcg,
+            "reference": ref_name,
+            "reference_value": ref,
+            "relative_difference": ndcg / ref - 1.0 if ref else 0.0,
             "margin": ndcg_margin,
-            "passed": ndcg >= bc_ndcg - ndcg_margin,
+            "passed": ndcg >= (1.0 - ndcg_margin) * ref,
         },
         "kl_within_bound": {"candidate": kl, "bound": max_kl, "passed": kl <= max_kl},
     }
@@ -87,7 +101,13 @@ def choose_champion(
         reason = "BC is not in the study: nothing to compare against"
         return {"label": None, "registered": False, "reason": reason, "checks": {}}
     checks = {
-        k: candidate_checks(summary[k], summary["bc"], ndcg_margin=ndcg_margin, max_kl=max_kl)
+        k: candidate_checks(
+            summary[k],
+            summary["bc"],
+            ndcg_margin=ndcg_margin,
+            max_kl=max_kl,
+            pretrained=summary.get(PRETRAINED),
+        )
         for k in candidates
     }
     rejected = "; ".join(

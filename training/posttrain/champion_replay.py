@@ -51,12 +51,13 @@ def decision_table(decision: dict[str, Any]) -> str:
                 label,
                 f"{judge['candidate']:.4f} ± {judge['candidate_ci95']:.4f}"
                 f" vs {judge['bc']:.4f} ± {judge['bc_ci95']:.4f}",
-                f"{ndcg['difference']:+.4f} (margin {ndcg['margin']})",
+                f"{ndcg['relative_difference']:+.1%} vs {ndcg['reference']} (margin"
+                f" {ndcg['margin']:.0%})",
                 f"{kl['candidate']:.3f} (bound {kl['bound']})",
                 "registered" if label == decision["label"] else ", ".join(failed) or "eligible",
             ]
         )
-    headers = ["candidate", "judge vs BC", "NDCG@10 - BC", "KL", "outcome / failed checks"]
+    headers = ["candidate", "judge vs BC", "NDCG@10 vs reference", "KL", "outcome / failed checks"]
     return markdown_table(headers, rows)
 
 

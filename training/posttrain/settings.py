@@ -51,7 +51,9 @@ class PosttrainSettings:
         5_000, "ranking targets, sampled once, seeded; None: every one"
     )
     ndcg_margin: float = setting(
-        0.01, "champion check: its NDCG@10 may be below BC's by at most this much (absolute)"
+        0.03,
+        "champion check: its NDCG@10 at least (1 - margin) x the better of BC's and the "
+        "pretrained policy's (relative)",
     )
     max_kl: float = setting(1.0, "champion check: its mean KL to the pretrained policy at most")
     registered_model_name: str = setting(
@@ -63,9 +65,10 @@ class PosttrainSettings:
         check_choices(self)
         if not self.methods or not self.seeds:
             raise ValueError("the study needs at least one method and one seed")
-        if not (self.ndcg_margin >= 0 and self.max_kl >= 0):
+        if not (0 <= self.ndcg_margin < 1 and self.max_kl >= 0):
             raise ValueError(
-                f"ndcg_margin and max_kl must be >= 0, got {self.ndcg_margin} and {self.max_kl}"
+                f"ndcg_margin must be in [0, 1) and max_kl >= 0, got {self.ndcg_margin} and "
+                f"{self.max_kl}"
             )
         unknown = sorted(set(self.method_betas) - set(BETA_METHODS))
         if unknown:
