@@ -1,17 +1,20 @@
 """`asft`: the pipeline's command line (installed with the package, `[project.scripts]`).
 
     asft recommend --user u000042 --k 10
+    asft serve --port 5001
 
-prints what the user should watch next: one line per title with its rank, title id, the policy's
-score and the trainer's reward ensemble's r_hat mean and spread, from the served policy (the
-registry alias, else the pretrained policy) and the user's history in the Feast online store
-(training/serving/online.py says why that store). Exit code 2 for a user the store does not know.
+`recommend` prints what the user should watch next: one line per title with its rank, title id,
+the policy's score and the trainer's reward ensemble's r_hat mean and spread, from the served
+policy (the registry alias, else the pretrained policy) and the user's history in the Feast
+online store (training/serving/online.py says why that store). Exit code 2 for a user the store
+does not know. `serve` runs `mlflow models serve` of the same policy on 127.0.0.1 until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -91,6 +94,31 @@ def recommend(
             _number(row.r_hat_std),
         )
     console.print(table)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="loopback port to listen on")] = 5001,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data directory (default: ASFT_DATA_DIR or data/)")
+    ] = None,
+    model_name: Annotated[str, typer.Option(help="MLflow registered model")] = "asft-recommender",
+    alias: Annotated[str, typer.Option(help="registry alias to serve")] = "champion",
+) -> None:
+    """Serve the policy (the alias, else the pretrained policy) on 127.0.0.1 until Ctrl-C."""
+    from common.paths import data_dir as default_data_dir
+    from training.serving.registry import resolve_policy
+    from training.serving.server import model_server
+
+    root = data_dir or default_data_dir()
+    served = resolve_policy(root, model_name, alias)
+    with model_server(root, served.uri, port) as url:
+        Console().print(f"serving {served.name} version {served.version} at {url}; Ctrl-C stops")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
 
 
 if __name__ == "__main__":
