@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +114,10 @@ def serve(
 
     root = data_dir or default_data_dir()
     served = resolve_policy(root, model_name, alias)
+    # Ctrl-C and SIGTERM both leave through the `with`, which stops the server's process group;
+    # SIGINT is re-armed because a shell's background job inherits it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with model_server(root, served.uri, port) as url:
         Console().print(f"serving {served.name} version {served.version} at {url}; Ctrl-C stops")
         try:
