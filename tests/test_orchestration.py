@@ -138,8 +138,8 @@ def test_pretrained_policy_is_tracked_in_mlflow_and_reported(first_run):
     assert [m.step for m in history] == [1, 2]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert any(p.endswith(".png") for p in artifacts)
-    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
-    assert sum(p.numel() for p in model.parameters()) > 0
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert "item_ids" in model.metadata.get_input_schema().input_names()
     assert (data_dir() / "models" / "pretrained_policy" / "best.pt").exists()
 
 

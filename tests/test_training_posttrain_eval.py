@@ -19,7 +19,7 @@ import torch
 
 import training.posttrain.study as study_module
 from common.paths import oracle_dir, pretrained_policy_dir, warehouse_path
-from common.tracking import use_local_store
+from common.tracking import start_run, use_local_store
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import IdMap, Vocab, build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
@@ -34,6 +34,7 @@ from training.posttrain.settings import AdvantagesSettings, PosttrainSettings
 from training.posttrain.study import EXPERIMENT
 from training.pretrain.loop import pretrain
 from training.serving.batch import TABLE, BatchSettings, write_batch_recommendations
+from training.serving.mlflow_model import log_policy
 from watchlogs.oracle import Oracle
 from watchlogs.simulator import SimulatorConfig, simulate
 
@@ -123,6 +124,10 @@ def build_world(root: Path, seed: int = 3) -> dict:
     policy_dir = pretrained_policy_dir(root)
     policy_dir.mkdir(parents=True)
     shutil.copy2(root / "checkpoints" / "best.pt", policy_dir / "best.pt")
+    # Logged as the pretraining stage logs it: what serves where no champion is registered.
+    with start_run("pretrain", "tiny-policy", root=root) as run:
+        log_policy(result.model, data)
+    (policy_dir / "mlflow_run.json").write_text(json.dumps({"run_id": run.info.run_id}))
     # The truth as a reward table: a test's judge that knows best, and its opposite.
     truth = np.full((len(vocab.users) + 1, len(vocab.items) + 1), 3.0)
     truth[1:, 1:] = sim.oracle.satisfaction_matrix(vocab.users.ids)[
@@ -349,7 +354,8 @@ def test_study_end_to_end_registers_a_champion_that_beats_bc(world, monkeypatch)
     assert card["method"] == "asft" and card["model_version"] == str(version.version)
 
     # Batch recommendations come from the champion, for every active user.
-    path, recs = write_batch_recommendations(root, BatchSettings(k=5, active_days=3))
+    settings = BatchSettings(k=5, active_days=3, model_name="test-recommender")
+    path, recs = write_batch_recommendations(root, settings)
     assert pq.read_table(path).num_rows == recs.num_rows > 0
     assert set(recs["model_version"].to_pylist()) == {str(version.version)}
     assert max(recs["rank"].to_pylist()) == 5

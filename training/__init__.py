@@ -8,7 +8,7 @@
   the stage.
 - `posttrain`: advantages, the fine-tuning loop, the method registry (`methods/`), evaluation,
   the champion rule and the study.
-- `serving`: batch recommendations.
+- `serving`: the policy as an MLflow model, batch recommendations, the recommend command.
 
 Nothing here knows Dagster; stage modules take a settings dataclass and a data layout.
 """

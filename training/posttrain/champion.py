@@ -10,11 +10,12 @@ study's seeds. It is eligible only where all three checks against BC hold:
   per dataset (0.31 on the default world, 0.10 on ML-100K);
 - `kl_within_bound`: its mean KL to the pretrained policy is at most `max_kl`.
 The eligible candidate with the highest mean judge reward is registered in the MLflow model
-registry, with the alias `champion`, with the weights of its seed with the highest judge reward.
-Where no candidate is eligible nothing is registered, no stale champion is left on disk, and the
-reason names the checks each candidate failed. The judge is the only reward that exists on real
-data, so the oracle never selects: on the simulator, true satisfaction is reported next to the
-checks but is not one of them.
+registry, with the alias `champion`, with the weights of its seed with the highest judge reward,
+as the serving pyfunc (training/serving/mlflow_model.py). Where no candidate is eligible nothing
+is registered, no stale champion is left on disk nor under the alias (batch recommendations then
+serve the pretrained policy), and the reason names the checks each candidate failed. The judge is
+the only reward that exists on real data, so the oracle never selects: on the simulator, true
+satisfaction is reported next to the checks but is not one of them.
 
 Why the guards: the judge alone can be gamed. On ML-100K the highest-judge candidate, PPO, was
 below the pretrained policy on NDCG@10 with KL 1.58, and a judge-only rule shipped that reward
@@ -36,12 +37,13 @@ import mlflow
 import torch
 
 from common.layout import DataLayout
+from training.core.data import SequenceData
 from training.models import SequenceEncoder
 from training.posttrain.inputs import PosttrainInputs
 from training.posttrain.study import PRETRAINED, TrainedPolicy, policy_model
+from training.serving.mlflow_model import log_policy
 
-# The model classes travel with the registered model: the whole `training` package.
-TRAINING_PACKAGE = Path(__file__).resolve().parents[1]
+CHAMPION_ALIAS = "champion"
 CHECKS = ("judge_beats_bc", "ndcg_not_worse", "kl_within_bound")
 
 
@@ -126,22 +128,27 @@ def choose_champion(
     return {"label": best, "registered": True, "reason": reason, "checks": checks}
 
 
-def register_champion(model: SequenceEncoder, name: str, tags: dict[str, str]) -> tuple[str, str]:
-    """Log the model in the active MLflow run, register it and point alias `champion` at it."""
-    info = mlflow.pytorch.log_model(
-        model,
-        name="champion_model",
-        serialization_format="pickle",
-        code_paths=[str(TRAINING_PACKAGE)],
-        pip_requirements=["torch==2.13.0", "numpy"],
-        registered_model_name=name,
-    )
+def register_champion(
+    model: SequenceEncoder, data: SequenceData, name: str, tags: dict[str, str]
+) -> tuple[str, str]:
+    """Log the model (the serving pyfunc, with `data`'s vocabulary) in the active MLflow run,
+    register it and point alias `champion` at it."""
+    info = log_policy(model, data, name="champion_model", registered_model_name=name)
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient()
-    client.set_registered_model_alias(name, "champion", version)
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return name, version
+
+
+def retire_champion(name: str) -> None:
+    """Remove alias `champion` from `name` (where both exist): a stale champion is not served."""
+    client = mlflow.MlflowClient()
+    try:
+        client.delete_registered_model_alias(name, CHAMPION_ALIAS)
+    except mlflow.exceptions.MlflowException:
+        pass  # no such model or alias: nothing is served under it
 
 
 def save_champion(
@@ -174,6 +181,7 @@ def publish_champion(
     otherwise remove any champion left on disk, so no stale champion is served."""
     if not decision["registered"]:
         shutil.rmtree(DataLayout(root).champion, ignore_errors=True)
+        retire_champion(model_name)
         return decision
     best = max(
         (p for p in policies if p.label == decision["label"]),
@@ -187,7 +195,8 @@ def publish_champion(
         "policy_run_id": best.run_id,
     }
     tags = {k: str(v) for k, v in card.items()}
-    name, version = register_champion(policy_model(inputs, best.state), model_name, tags)
+    model = policy_model(inputs, best.state)
+    name, version = register_champion(model, inputs.data, model_name, tags)
     decision = decision | card | {"model_name": name, "model_version": version}
     save_champion(root, inputs, best, decision | {"metrics": best.metrics})
     return decision

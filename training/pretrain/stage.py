@@ -34,6 +34,7 @@ from training.pretrain.ddp import launch_pretrain
 from training.pretrain.loop import PretrainResult, pretrain
 from training.pretrain.report import training_curve
 from training.pretrain.settings import PretrainSettings
+from training.serving.mlflow_model import log_policy
 
 EXPERIMENT = "pretrain"
 PROTOCOL = (
@@ -41,8 +42,6 @@ PROTOCOL = (
     "(never the target itself); leave_one_out: test = each user's last event, valid = the one "
     "before; temporal: targets after the dbt split cut-offs, history = everything before"
 )
-# The model classes travel with the logged model: the whole training package.
-_TRAINING_PACKAGE = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -174,13 +173,8 @@ def _log_run(result: PretrainResult, data: SequenceData, curve: Path, ddp_proces
         mlflow.log_metrics({mlflow_metric_name(f"{name}_{k}"): v for k, v in metrics.items()})
     mlflow.log_metrics({"best_epoch": result.best_epoch, "train_seconds": result.train_seconds})
     mlflow.log_artifact(str(curve))
-    mlflow.pytorch.log_model(
-        result.model,
-        name="model",
-        serialization_format="pickle",
-        code_paths=[str(_TRAINING_PACKAGE)],
-        pip_requirements=["torch==2.13.0", "numpy"],
-    )
+    # The serving model (signature, vocabulary, code): what serves where no champion is.
+    log_policy(result.model, data, name="model")
 
 
 def _keep_policy(checkpoints: Path, run_id: str, policy_dir: Path) -> Path:

@@ -1,138 +1,120 @@
-"""Batch recommendations: the champion policy's top-k for every active user, in the shape a
+"""Batch recommendations: the served policy's top-k for every active user, in the shape a
 serving system loads (one row per user and rank), as Parquet and as a warehouse table.
 
-Active users: at least one event in the last `active_days` days of the data. The state is the
-user's whole history (the most recent `max_len` events feed the model); items the user already
-saw are never recommended. Without a registered champion the pretrained policy serves, and the
-rows say so (`model_name`, `model_version`).
+The policy is the registered model's alias (`models:/<model_name>@<alias>`, resolved to a fixed
+version), else the pretrained policy's logged model; the rows name the one used (`model_name`,
+`model_version`). It is called through its MLflow interface (`mlflow_model.py`), the same one
+`mlflow models serve` answers. Active users: at least one event in the last `active_days` days of
+the data; recommendations are asked for at the newest event's time. The history is the user's
+whole sequence (the newest `max_len` events feed the model); every title in it is excluded.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from common.layout import DataLayout
 from common.settings import setting
 from common.warehouse import connect_read_only, training_inputs
-from training.core.data import PAD, build_dataset
-from training.core.scoring import last_state_scores
-from training.models.checkpoint import load_checkpoint
+from training.serving.registry import ServedModel, load_policy, resolve_policy
 
 TABLE = "serving.batch_recommendations"
 DAY = 86_400.0
-
-
-@dataclass
-class ServingModel:
-    directory: Path
-    name: str
-    version: str
-
-
-def serving_model(root: Path) -> ServingModel:
-    """The registered champion if there is one, else the pretrained policy."""
-    layout = DataLayout(root)
-    champion = layout.champion
-    if (champion / "best.pt").exists():
-        card = json.loads((champion / "champion.json").read_text())
-        return ServingModel(champion, card["model_name"], str(card["model_version"]))
-    pretrained = layout.pretrained_policy
-    if not (pretrained / "best.pt").exists():
-        raise FileNotFoundError(f"neither a champion nor a pretrained policy under {root}/models")
-    run = pretrained / "mlflow_run.json"
-    version = json.loads(run.read_text())["run_id"] if run.exists() else "unregistered"
-    return ServingModel(pretrained, "pretrained_policy", f"run:{version}")
+SERVED_KEY = "served_model"
 
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """Who gets recommendations and how many."""
+    """Who gets recommendations, how many, and from which registered model."""
 
     k: int = setting(10, "titles per user, seen titles excluded")
     active_days: float = setting(7.0, "users with an event in the last N days of the data")
+    # The same default as PosttrainSettings.registered_model_name (a test keeps them equal).
+    model_name: str = setting("asft-recommender", "MLflow registered model to serve")
+    alias: str = setting(
+        "champion", "registry alias served; without it, the pretrained policy serves"
+    )
+    batch_size: int = setting(512, "users per call of the model")
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.active_days <= 0:
+        if self.k < 1 or self.active_days <= 0 or self.batch_size < 1:
             raise ValueError(
-                f"k must be >= 1 and active_days > 0, got {self.k=}, {self.active_days=}"
+                f"k and batch_size must be >= 1 and active_days > 0, got {self.k=}, "
+                f"{self.active_days=}, {self.batch_size=}"
             )
 
 
-@torch.no_grad()
-def batch_recommendations(
-    root: Path, settings: BatchSettings = BatchSettings(), batch_size: int = 256
-) -> pa.Table:
-    """user_id, rank (1 = best), item_id, score, model_name, model_version, generated_at."""
-    k, active_days = settings.k, settings.active_days
-    served = serving_model(root)
-    policy, vocab, _ = load_checkpoint(served.directory / "best.pt")
+def active_requests(root: Path, active_days: float) -> tuple[list[str], pd.DataFrame]:
+    """The active users and their model input (whole history, asked at the newest event)."""
     with connect_read_only(DataLayout(root).warehouse) as con:
-        sequences, valid_start, test_start = training_inputs(con)
-    data = build_dataset(
-        sequences, max_len=policy.cfg.max_len, split="temporal",
-        valid_start=valid_start, test_start=test_start, vocab=vocab,
-    )  # fmt: skip
-    ev = data.events
-    starts, ends = ev.offsets[:-1], ev.offsets[1:]
-    last_ts = np.where(ends > starts, ev.timestamps[np.maximum(ends - 1, 0)], -np.inf)
-    as_of = float(np.nanmax(ev.timestamps))  # the newest event: when these recs are asked for
-    active = np.flatnonzero((ends > starts) & (last_ts >= as_of - active_days * DAY))
-    users = np.asarray(sequences.column("user_id").to_pylist(), dtype=object)
-    item_ids = np.asarray([""] + vocab.items.ids, dtype=object)
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for lo in range(0, len(active), batch_size):
-        rows = active[lo : lo + batch_size]
-        s, e = starts[rows], ends[rows]
-        width = int(np.minimum(e - s, data.max_len).max())
-        idx = e[:, None] - width + np.arange(width)[None, :]
-        idx = np.where(idx >= s[:, None], idx, -1)  # right-aligned, -1 = padding
-        hist = torch.from_numpy(np.where(idx >= 0, ev.items[np.maximum(idx, 0)], PAD))
-        ts = torch.from_numpy(np.where(idx >= 0, ev.timestamps[np.maximum(idx, 0)], 0.0))
-        # Decision times: the next event's, and for the newest position the request's (as_of).
-        nxt = np.minimum(idx + 1, len(ev.timestamps) - 1)
-        decided = np.where((idx >= 0) & (idx + 1 < e[:, None]), ev.timestamps[nxt], 0.0)
-        decided[:, -1] = as_of
-        sc = last_state_scores(policy, hist, ts, torch.from_numpy(decided))
-        sc[:, PAD] = float("-inf")
-        # Every item the user ever saw is excluded, not only those in the model's window.
-        flat = np.concatenate([np.arange(a, b) for a, b in zip(s, e, strict=True)])
-        seen_rows = torch.from_numpy(np.repeat(np.arange(len(rows)), e - s))
-        sc[seen_rows, torch.from_numpy(ev.items[flat])] = float("-inf")
-        val, top = sc.topk(min(k, sc.shape[1]), dim=1)
-        ok = torch.isfinite(val).numpy()
-        rank = np.broadcast_to(np.arange(1, top.shape[1] + 1), ok.shape)
-        parts.append(
-            (np.repeat(users[rows], ok.sum(axis=1)), rank[ok], top.numpy()[ok], val.numpy()[ok])
-        )
-    if parts:
-        user_col, rank_col, item_col, score_col = (
-            np.concatenate(c) for c in zip(*parts, strict=True)
-        )
-    else:
-        user_col, rank_col, item_col, score_col = (
-            np.array([], dtype=t) for t in (object, int, int, float)
-        )
-    n = len(user_col)
-    return pa.table(
+        sequences, _, _ = training_inputs(con)
+    if sequences.num_rows == 0:
+        return [], pd.DataFrame(columns=["item_ids", "timestamps", "request_ts"])
+    times = sequences["timestamps"].combine_chunks()
+    ends = times.offsets.to_numpy()[1:]
+    values = times.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    # Every user in user_sequences has at least one event (dbt tests it).
+    last_ts = values[ends - 1]
+    as_of = float(last_ts.max())  # the newest event: when these recommendations are asked for
+    active = np.flatnonzero(last_ts >= as_of - active_days * DAY)
+    chosen = sequences.take(pa.array(active))
+    frame = pd.DataFrame(
         {
-            "user_id": pa.array(user_col.tolist(), pa.string()),
-            "rank": pa.array(rank_col.astype(np.int32)),
-            "item_id": pa.array(item_ids[item_col].tolist(), pa.string()),
-            "score": pa.array(score_col.astype(np.float64)),
+            "item_ids": chosen["item_ids"].to_pylist(),
+            "timestamps": [[float(t) for t in ts] for ts in chosen["timestamps"].to_pylist()],
+            "request_ts": np.full(len(active), as_of),
+        }
+    )
+    return chosen["user_id"].to_pylist(), frame
+
+
+def batch_recommendations(root: Path, settings: BatchSettings = BatchSettings()) -> pa.Table:
+    """user_id, rank (1 = best), item_id, score, model_name, model_version, generated_at; the
+    schema's metadata names the model too (`served_model`), so an empty table still says."""
+    served = resolve_policy(root, settings.model_name, settings.alias)
+    model = load_policy(served)
+    users, frame = active_requests(root, settings.active_days)
+    user_col: list[str] = []
+    rank_col: list[int] = []
+    item_col: list[str] = []
+    score_col: list[float] = []
+    for lo in range(0, len(frame), settings.batch_size):
+        chunk = frame.iloc[lo : lo + settings.batch_size].reset_index(drop=True)
+        out = model.predict(chunk, params={"k": settings.k})
+        for user, items, scores in zip(
+            users[lo : lo + settings.batch_size], out["item_ids"], out["scores"], strict=True
+        ):
+            user_col += [user] * len(items)
+            rank_col += range(1, len(items) + 1)
+            item_col += list(items)
+            score_col += [float(s) for s in scores]
+    n = len(user_col)
+    table = pa.table(
+        {
+            "user_id": pa.array(user_col, pa.string()),
+            "rank": pa.array(rank_col, pa.int32()),
+            "item_id": pa.array(item_col, pa.string()),
+            "score": pa.array(score_col, pa.float64()),
             "model_name": pa.array([served.name] * n, pa.string()),
             "model_version": pa.array([served.version] * n, pa.string()),
             "generated_at": pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")),
         }
     )
+    return table.replace_schema_metadata({SERVED_KEY: json.dumps(asdict(served))})
+
+
+def served_model(table: pa.Table) -> ServedModel:
+    """The model a batch table was made with (its schema metadata)."""
+    return ServedModel(**json.loads((table.schema.metadata or {})[SERVED_KEY.encode()]))
 
 
 def write_batch_recommendations(
