@@ -26,10 +26,10 @@ from tests.toy import toy_sequences
 from training.core.config import ModelConfig
 from training.core.data import build_dataset
 from training.models import SequenceEncoder
+from training.models.pyfunc import REQUIREMENTS, log_policy
+from training.models.recommender import POLICY, POPULARITY, Recommender, Request, popularity_of
 from training.posttrain.settings import PosttrainSettings
 from training.serving.batch import BatchSettings
-from training.serving.mlflow_model import REQUIREMENTS, log_policy
-from training.serving.policy import POLICY, POPULARITY, Recommender, Request, popularity_of
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "toy-recommender"

@@ -26,9 +26,9 @@ from features.online import online_user_features, sample_user
 from features.store import feature_store
 from orchestration.definitions import defs
 from training.models.checkpoint import load_policy_on_temporal_split
+from training.models.recommender import Recommender, Request, popularity_of
 from training.posttrain.champion import register_champion
 from training.serving.online import OnlineRecommender
-from training.serving.policy import Recommender, Request, popularity_of
 from training.serving.server import model_server
 
 NAME = "asft-recommender"

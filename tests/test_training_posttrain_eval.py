@@ -23,6 +23,7 @@ from common.tracking import start_run, use_local_store
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import IdMap, Vocab, build_dataset, sequences_from_interactions
 from training.models import SequenceEncoder
+from training.models.pyfunc import log_policy
 from training.posttrain import evaluate as ev
 from training.posttrain import stage
 from training.posttrain.advantages import compute_advantages
@@ -34,7 +35,6 @@ from training.posttrain.settings import AdvantagesSettings, PosttrainSettings
 from training.posttrain.study import EXPERIMENT
 from training.pretrain.loop import pretrain
 from training.serving.batch import TABLE, BatchSettings, write_batch_recommendations
-from training.serving.mlflow_model import log_policy
 from watchlogs.oracle import Oracle
 from watchlogs.simulator import SimulatorConfig, simulate
 

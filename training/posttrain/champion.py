@@ -11,7 +11,7 @@ study's seeds. It is eligible only where all three checks against BC hold:
 - `kl_within_bound`: its mean KL to the pretrained policy is at most `max_kl`.
 The eligible candidate with the highest mean judge reward is registered in the MLflow model
 registry, with the alias `champion`, with the weights of its seed with the highest judge reward,
-as the serving pyfunc (training/serving/mlflow_model.py). Where no candidate is eligible nothing
+as the serving pyfunc (training/models/pyfunc.py). Where no candidate is eligible nothing
 is registered, no stale champion is left on disk nor under the alias (batch recommendations then
 serve the pretrained policy), and the reason names the checks each candidate failed. The judge is
 the only reward that exists on real data, so the oracle never selects: on the simulator, true
@@ -39,9 +39,9 @@ import torch
 from common.layout import DataLayout
 from training.core.data import SequenceData
 from training.models import SequenceEncoder
+from training.models.pyfunc import log_policy
 from training.posttrain.inputs import PosttrainInputs
 from training.posttrain.study import PRETRAINED, TrainedPolicy, policy_model
-from training.serving.mlflow_model import log_policy
 
 CHAMPION_ALIAS = "champion"
 CHECKS = ("judge_beats_bc", "ndcg_not_worse", "kl_within_bound")

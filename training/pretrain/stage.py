@@ -29,12 +29,12 @@ from training.core.config import ModelConfig, TrainConfig
 from training.core.data import SequenceData, build_dataset
 from training.core.metrics import RANKING_METRICS
 from training.core.stats import mean_ci
+from training.models.pyfunc import log_policy
 from training.pretrain.checkpoint import BEST, VOCAB, run_key
 from training.pretrain.ddp import launch_pretrain
 from training.pretrain.loop import PretrainResult, pretrain
 from training.pretrain.report import training_curve
 from training.pretrain.settings import PretrainSettings
-from training.serving.mlflow_model import log_policy
 
 EXPERIMENT = "pretrain"
 PROTOCOL = (

@@ -3,6 +3,6 @@ to build its pyfunc, so no pickled object is stored."""
 
 import mlflow
 
-from training.serving.mlflow_model import PolicyModel
+from training.models.pyfunc import PolicyModel
 
 mlflow.models.set_model(PolicyModel())

@@ -31,7 +31,7 @@ from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec
 
 from training.core.data import SequenceData
 from training.models import SequenceEncoder
-from training.serving.policy import Recommender, Request, RequestError, popularity_of
+from training.models.recommender import Recommender, Request, RequestError, popularity_of
 
 DEFAULT_K = 10
 ARTIFACT = "policy"
@@ -146,7 +146,7 @@ def log_policy(
         path = recommender.save(Path(tmp) / "policy.pt")
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=str(Path(__file__).with_name("model_code.py")),
+            python_model=str(Path(__file__).with_name("pyfunc_code.py")),
             artifacts={ARTIFACT: str(path)},
             code_paths=CODE_PATHS,
             signature=SIGNATURE,
