@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 import torch
 
 from common.layout import DataLayout
-from common.settings import setting
+from common.settings import check_choices, setting
 from common.warehouse import connect_read_only, training_inputs
 from training.core.data import PAD, build_dataset
+from training.core.device import DeviceName, check_device, resolve_device
 from training.core.scoring import last_state_scores
 from training.models.checkpoint import load_checkpoint
 
@@ -59,8 +60,13 @@ class BatchSettings:
 
     k: int = setting(10, "titles per user, seen titles excluded")
     active_days: float = setting(7.0, "users with an event in the last N days of the data")
+    device: DeviceName = setting(
+        "auto", "where the policy scores: auto = CUDA when a GPU is visible, else CPU"
+    )
 
     def __post_init__(self) -> None:
+        check_choices(self)
+        check_device(self.device, "BatchSettings.device")
         if self.k < 1 or self.active_days <= 0:
             raise ValueError(
                 f"k must be >= 1 and active_days > 0, got {self.k=}, {self.active_days=}"
@@ -71,10 +77,13 @@ class BatchSettings:
 def batch_recommendations(
     root: Path, settings: BatchSettings = BatchSettings(), batch_size: int = 256
 ) -> pa.Table:
-    """user_id, rank (1 = best), item_id, score, model_name, model_version, generated_at."""
+    """user_id, rank (1 = best), item_id, score, model_name, model_version, generated_at;
+    scored on `settings.device` in float32 (bfloat16 would reorder close scores)."""
     k, active_days = settings.k, settings.active_days
+    dev = resolve_device(settings.device, "BatchSettings.device")
     served = serving_model(root)
     policy, vocab, _ = load_checkpoint(served.directory / "best.pt")
+    policy.to(dev)
     with connect_read_only(DataLayout(root).warehouse) as con:
         sequences, valid_start, test_start = training_inputs(con)
     data = build_dataset(
@@ -101,13 +110,13 @@ def batch_recommendations(
         nxt = np.minimum(idx + 1, len(ev.timestamps) - 1)
         decided = np.where((idx >= 0) & (idx + 1 < e[:, None]), ev.timestamps[nxt], 0.0)
         decided[:, -1] = as_of
-        sc = last_state_scores(policy, hist, ts, torch.from_numpy(decided))
+        sc = last_state_scores(policy, hist.to(dev), ts.to(dev), torch.from_numpy(decided).to(dev))
         sc[:, PAD] = float("-inf")
         # Every item the user ever saw is excluded, not only those in the model's window.
         flat = np.concatenate([np.arange(a, b) for a, b in zip(s, e, strict=True)])
         seen_rows = torch.from_numpy(np.repeat(np.arange(len(rows)), e - s))
-        sc[seen_rows, torch.from_numpy(ev.items[flat])] = float("-inf")
-        val, top = sc.topk(min(k, sc.shape[1]), dim=1)
+        sc[seen_rows.to(dev), torch.from_numpy(ev.items[flat]).to(dev)] = float("-inf")
+        val, top = (t.cpu() for t in sc.topk(min(k, sc.shape[1]), dim=1))
         ok = torch.isfinite(val).numpy()
         rank = np.broadcast_to(np.arange(1, top.shape[1] + 1), ok.shape)
         parts.append(
