@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from training.core.data import PAD, SequenceData
+from training.core.device import CPU, device_of, to_device
 from training.core.metrics import ranking_metrics, target_ranks
 from training.core.scoring import unit
 
@@ -38,14 +39,19 @@ def _batches(n: int, batch_size: int) -> Iterator[np.ndarray]:
 
 
 def _ranks(
-    data: SequenceData, split: str, score: Callable[[dict], torch.Tensor], batch_size: int
+    data: SequenceData,
+    split: str,
+    score: Callable[[dict], torch.Tensor],
+    batch_size: int,
+    device: torch.device = CPU,
 ) -> torch.Tensor:
+    """Ranks on the CPU, whichever `device` the batches are scored on."""
     examples = data.eval_split(split)
     out = []
     for rows in _batches(len(examples), batch_size):
-        b = data.eval_batch(examples, rows)
+        b = to_device(data.eval_batch(examples, rows), device)
         scores = exclude_seen(score(b), b["seen_rows"], b["seen_items"], b["target_ids"])
-        out.append(target_ranks(scores, b["target_ids"]))
+        out.append(target_ranks(scores, b["target_ids"]).cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
@@ -53,7 +59,8 @@ def _ranks(
 def model_ranks(
     model: SequenceEncoder, data: SequenceData, split: str = "test", batch_size: int = 256
 ) -> torch.Tensor:
-    """0-based rank of each target of `split` under the model (last hidden state vs all items)."""
+    """0-based rank of each target of `split` under the model (last hidden state vs all items),
+    scored on the model's device."""
     was_training = model.training
     model.eval()
     items = unit(model.item_embeddings())  # once, not per batch
@@ -62,7 +69,7 @@ def model_ranks(
         h = model(b["item_ids"], b["timestamps"], b["decision_ts"])[:, -1]
         return unit(h) @ items.T  # core/scoring.py's cosine_scores
 
-    ranks = _ranks(data, split, score, batch_size)
+    ranks = _ranks(data, split, score, batch_size, device_of(model))
     model.train(was_training)
     return ranks
 

@@ -35,14 +35,15 @@ def sample_negatives(
     repeat some of them, so they are not added); the generator is then left untouched.
     """
     if num_uniform == ALL_ITEMS:
-        return torch.arange(1, n_items + 1)
+        return torch.arange(1, n_items + 1, device=positive_ids.device)
     if num_uniform < 0:
         raise ValueError(f"num_uniform must be >= 0 or ALL_ITEMS (-1), got {num_uniform}")
+    # Drawn by the (CPU) generator, then moved: a seed gives the same negatives on every device.
     negs = [torch.randint(1, n_items + 1, (num_uniform,), generator=generator)]
     if num_in_batch > 0:
-        pool = positive_ids.unique()
+        pool = positive_ids.unique().cpu()
         negs.append(pool[torch.randperm(len(pool), generator=generator)[:num_in_batch]])
-    return torch.cat(negs)
+    return torch.cat(negs).to(positive_ids.device)
 
 
 def seen_negatives(
@@ -62,8 +63,9 @@ def seen_negatives(
     n = int(max(int(item_ids.max()), int(negative_ids.max()))) + 1
     if prior is not None and prior[1].numel():
         n = max(n, int(prior[1].max()) + 1)
-    pos = torch.arange(L).expand(B, L)
-    first = torch.full((B, n), L, dtype=torch.long).scatter_reduce_(1, item_ids, pos, "amin")
+    pos = torch.arange(L, device=item_ids.device).expand(B, L)
+    first = torch.full((B, n), L, dtype=torch.long, device=item_ids.device)
+    first = first.scatter_reduce_(1, item_ids, pos, "amin")
     if prior is not None:
         first[prior[0], prior[1]] = 0
     return pos[:, :, None] >= first[:, negative_ids][:, None, :]

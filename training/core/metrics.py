@@ -15,7 +15,7 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     scorer from looking perfect.
     """
     t = scores.gather(1, targets[:, None])
-    ids = torch.arange(scores.shape[1])[None, :]
+    ids = torch.arange(scores.shape[1], device=scores.device)[None, :]
     ahead = (scores > t) | ((scores == t) & (ids < targets[:, None]))
     return ahead.sum(dim=1)
 

@@ -27,7 +27,8 @@ def load_checkpoint(path: str | Path) -> tuple[SequenceEncoder, Vocab, dict[str,
     path = Path(path)
     if path.is_dir():
         path = path / "best.pt"
-    ck = torch.load(path, weights_only=path.name != "last.pt")
+    # Onto the CPU whatever device trained it; callers move the model where they score.
+    ck = torch.load(path, weights_only=path.name != "last.pt", map_location="cpu")
     model = SequenceEncoder(ck["n_items"], ModelConfig.from_dict(ck["model_config"]))
     model.load_state_dict(ck["model"])
     model.eval()

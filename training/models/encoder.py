@@ -50,12 +50,12 @@ class SequenceEncoder(nn.Module):
         if L > self.cfg.max_len:
             raise ValueError(f"sequence length {L} > max_len {self.cfg.max_len}")
         valid = item_ids != PAD
-        pos = torch.arange(self.cfg.max_len - L, self.cfg.max_len)
+        pos = torch.arange(self.cfg.max_len - L, self.cfg.max_len, device=item_ids.device)
         x = self.item_emb(item_ids) * math.sqrt(self.cfg.d_model) + self.pos_emb(pos)[None]
         x = self.drop(x) * valid[..., None]
         # Causal, real keys only; the diagonal stays open so padded rows never softmax over nothing.
-        eye = torch.eye(L, dtype=torch.bool)
-        mask = torch.tril(torch.ones(L, L, dtype=torch.bool))[None] & (valid[:, None, :] | eye)
+        eye = torch.eye(L, dtype=torch.bool, device=item_ids.device)
+        mask = torch.tril(torch.ones_like(eye))[None] & (valid[:, None, :] | eye)
         buckets = None
         if self.cfg.kind == "hstu":
             qt = decision_ts if self.cfg.query_time == "decision" else None

@@ -47,7 +47,8 @@ class HSTUBlock(nn.Module):
         B, L, d = x.shape
         u, v, q, k = F.silu(self.f1(self.norm_in(x))).chunk(4, dim=-1)
         q, k, v = (t.view(B, L, self.n_heads, -1).transpose(1, 2) for t in (q, k, v))
-        offset = torch.arange(L)[:, None] - torch.arange(L)[None, :] + self.max_len - 1
+        at = torch.arange(L, device=x.device)
+        offset = at[:, None] - at[None, :] + self.max_len - 1
         bias = self.pos_bias[offset][None] + self.time_bias[buckets]  # [B, L, L]
         # Normalise by the fixed max_len (not the batch width) so a row's output does not
         # depend on how much padding its batch happens to have.

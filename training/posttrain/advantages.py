@@ -11,6 +11,8 @@ windows and positions; no Python loop touches an event.
 Options: `lcb` > 0 uses the ensemble's lower confidence bound r_hat = mean - lcb * std (for the
 logged action and inside V alike); `top_k` restricts V's expectation to the policy's top-k items,
 renormalised (an approximation for large catalogues; the zero-sum check still holds).
+`device` (settings.device): where the policy and the ensemble score, in float32 (V(s) is a sum
+over the catalogue); the results come back to the CPU and the models where they were.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pyarrow.parquet as pq
 import torch
 
 from training.core.data import PAD, SequenceData
+from training.core.device import on_device, resolve_device, to_device
 from training.core.scoring import catalogue_logits
 from training.models import SequenceEncoder
 from training.posttrain.batch import ensemble_mean_std, score_rewards, training_batch
@@ -68,7 +71,21 @@ def compute_advantages(
     log: Callable[[str], None] = print,
 ) -> EventAdvantages:
     """r_hat, V and A for every training target of `data` (see the module docstring), scored
-    with the pretrained policy's `temperature`."""
+    with the pretrained policy's `temperature`, on `settings.device`."""
+    dev = resolve_device(settings.device, "AdvantagesSettings.device")
+    with on_device(policy, dev), on_device(reward_model, dev):
+        return _advantages(policy, reward_model, data, settings, temperature, log, dev)
+
+
+def _advantages(
+    policy: SequenceEncoder,
+    reward_model: CatalogueRewardModel,
+    data: SequenceData,
+    settings: AdvantagesSettings,
+    temperature: float,
+    log: Callable[[str], None],
+    dev: torch.device,
+) -> EventAdvantages:
     lcb, top_k, batch_size = settings.lcb, settings.top_k, settings.batch_size
     _check_catalogues(policy, reward_model, data)
     if top_k is not None and not 0 < top_k <= data.n_items:
@@ -79,7 +96,7 @@ def compute_advantages(
     n = len(data.windows)
     n_batches = -(-n // batch_size)
     for i, start in enumerate(range(0, n, batch_size)):
-        b = training_batch(data, np.arange(start, min(start + batch_size, n)))
+        b = to_device(training_batch(data, np.arange(start, min(start + batch_size, n))), dev)
         tgt = b["target_ids"][..., None]
         if lcb:  # the catalogue-wide std is needed: the members' K scores are held
             scores = score_rewards(reward_model, b)  # [K, B, L, n_items + 1]
@@ -110,7 +127,7 @@ def compute_advantages(
         }
         mask, where = b["target_ids"] != PAD, b["target_index"]
         for name, value in fields.items():
-            out[name][where[mask.numpy()]] = value[mask].numpy()
+            out[name][where[mask.cpu().numpy()]] = value[mask].cpu().numpy()
         if (i + 1) % max(1, n_batches // 10) == 0 or i + 1 == n_batches:
             log(f"advantages: {min(start + batch_size, n)}/{n} windows")
     policy.train(was_training)

@@ -12,7 +12,8 @@
   softmax (cosine scores / temperature, as in pretraining; padding excluded), and the share of
   the top-k both policies recommend.
 
-The oracle is loaded here only (`load_oracle`), by evaluation, never by training.
+The oracle is loaded here only (`load_oracle`), by evaluation, never by training. Policies and
+the judge score on their own device (training/core/device.py); results come back to the CPU.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 
 from common.layout import DataLayout
 from training.core.data import PAD, SequenceData, Split
+from training.core.device import device_of, to_device
 from training.core.evaluate import KS, evaluate
 from training.core.scoring import last_state_scores, mask_seen
 from training.models import SequenceEncoder
@@ -125,13 +127,13 @@ def policy_view(
     slates = np.zeros((len(s), k), dtype=np.int64)
     log_probs = torch.empty(len(s), data.n_items)
     for rows in _batches(len(s), batch_size):
-        b = data.eval_batch(s, rows)
+        b = to_device(data.eval_batch(s, rows), device_of(policy))
         scores = last_state_scores(policy, b["item_ids"], b["timestamps"], b["decision_ts"])
-        log_probs[rows] = F.log_softmax(scores[:, 1:] / temperature, dim=1)
+        log_probs[rows] = F.log_softmax(scores[:, 1:] / temperature, dim=1).cpu()
         val, idx = mask_seen(scores, b["seen_rows"], b["seen_items"]).topk(
             min(k, scores.shape[1]), dim=1
         )
-        slates[rows, : idx.shape[1]] = torch.where(torch.isfinite(val), idx, PAD).numpy()
+        slates[rows, : idx.shape[1]] = torch.where(torch.isfinite(val), idx, PAD).cpu().numpy()
     return PolicyView(slates, log_probs)
 
 
@@ -174,9 +176,9 @@ def judge_state_scores(
         raise ValueError(f"judge scores {judge.n_items} items, the data has {data.n_items}")
     out = np.empty((judge.n_members, len(s), data.n_items + 1), dtype=np.float32)
     for rows in _batches(len(s), batch_size):
-        x = state_inputs(data, s, rows)
+        x = to_device(state_inputs(data, s, rows), device_of(judge))
         r = judge.score_catalogue(x["item_ids"], x["timestamps"], x["user_ids"], x["decision_ts"])
-        out[:, rows] = r[:, :, -1].float().numpy()
+        out[:, rows] = r[:, :, -1].float().cpu().numpy()
     return out
 
 

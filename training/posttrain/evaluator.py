@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from training.core.data import SequenceData
+from training.core.device import CPU, on_device, resolve_device
 from training.models import SequenceEncoder
 from training.posttrain import evaluate as ev
 from training.posttrain.inputs import PosttrainInputs
@@ -34,10 +36,12 @@ class Evaluator:
     scale: ev.SatisfactionScale | None  # None: no oracle (MovieLens)
     k: int
     temperature: float
+    device: torch.device = CPU  # where each policy scores (it is moved back afterwards)
 
     def __call__(self, policy: SequenceEncoder) -> dict[str, float]:
-        view = ev.policy_view(policy, self.data, self.states, self.k, self.temperature)
-        out = ev.ranking_metrics(policy, self.data, self.ranking_split)
+        with on_device(policy, self.device):
+            view = ev.policy_view(policy, self.data, self.states, self.k, self.temperature)
+            out = ev.ranking_metrics(policy, self.data, self.ranking_split)
         out |= ev.judge_reward(view.slates, self.judge_scores)
         if self.scale is not None:
             out["true_satisfaction"] = ev.true_satisfaction(
@@ -51,15 +55,20 @@ def build_evaluator(
     inputs: PosttrainInputs, judge: CatalogueRewardModel, root: Path, settings: PosttrainSettings
 ) -> Evaluator:
     data, k = inputs.data, settings.k
+    dev = resolve_device(settings.device, "PosttrainSettings.device")
     states = ev.user_states(data, "test", settings.eval_users, seed=0)
     oracle = ev.load_oracle(root)  # evaluation only: every policy is trained by now
+    with on_device(judge, dev), on_device(inputs.policy, dev):
+        judge_scores = ev.judge_state_scores(judge, data, states)
+        reference = ev.policy_view(inputs.policy, data, states, k, inputs.temperature)
     return Evaluator(
         data=data,
         ranking_split=ev.subsample(ev.above_median_targets(data), settings.max_ranking_targets),
         states=states,
-        judge_scores=ev.judge_state_scores(judge, data, states),
-        reference=ev.policy_view(inputs.policy, data, states, k, inputs.temperature),
+        judge_scores=judge_scores,
+        reference=reference,
         scale=ev.satisfaction_scale(oracle, data, states, k) if oracle is not None else None,
         k=k,
         temperature=inputs.temperature,
+        device=dev,
     )

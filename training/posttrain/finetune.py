@@ -3,7 +3,8 @@
 `finetune(policy, data, cfg)` copies the pretrained policy (the input is never modified), keeps a
 frozen copy as pi_ref, and runs `cfg.steps` batches of training windows (reshuffled every pass,
 seeded) through the method's step (`methods.REGISTRY`, where what beta means for each method is
-written) with AdamW and gradient clipping.
+written) with AdamW and gradient clipping, on `device` (mixed precision on CUDA,
+training/core/device.py); batches and seeded draws are made on the CPU and moved.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from training.core.data import SequenceData
+from training.core.device import MixedPrecision, on_device, resolve_device, to_device
 from training.models import SequenceEncoder
 from training.posttrain.advantages import EventAdvantages
 from training.posttrain.batch import training_batch
@@ -76,24 +78,46 @@ def finetune(
     reward_model: CatalogueRewardModel | None = None,
     log: Callable[[str], None] = print,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> SequenceEncoder:
-    """Post-train a copy of `policy` with `cfg.method`; returns it in eval mode."""
+    """Post-train a copy of `policy` with `cfg.method` on `device`; returns it in eval mode,
+    on the CPU."""
+    dev = resolve_device(device)
+    with on_device(reward_model, dev):
+        model = _finetune(policy, data, cfg, advantages, reward_model, log, on_step, dev)
+    return model.eval() if dev.type == "cpu" else model.cpu().eval()
+
+
+def _finetune(
+    policy: SequenceEncoder,
+    data: SequenceData,
+    cfg: PosttrainConfig,
+    advantages: EventAdvantages | None,
+    reward_model: CatalogueRewardModel | None,
+    log: Callable[[str], None],
+    on_step: Callable[[int, dict[str, float]], None] | None,
+    dev: torch.device,
+) -> SequenceEncoder:
     method = REGISTRY[cfg.method]
     _check_inputs(policy, data, method, reward_model)
     weights = _event_weights(data, cfg, method, advantages)
+    weights = None if weights is None else weights.to(dev)
     torch.manual_seed(cfg.seed)  # dropout
-    model = copy.deepcopy(policy).train(not method.no_dropout)
-    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    model = copy.deepcopy(policy).to(dev).train(not method.no_dropout)
+    ref = copy.deepcopy(policy).to(dev).eval().requires_grad_(False)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
     )
 
+    amp = MixedPrecision(dev)
+
     def update(loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        amp.backward(loss)
         if cfg.grad_clip > 0:
+            amp.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        amp.step(opt)
 
     gen = torch.Generator().manual_seed(cfg.seed)
     ctx = StepContext(cfg, ref, data.n_items, gen, reward_model, weights)
@@ -104,11 +128,12 @@ def finetune(
         batch = training_batch(data, next(batches))
         if method.full_catalogue:
             batch = subsample_states(batch, cfg.max_states, gen)
-        row: dict[str, Any] = method.step(model, batch, ctx, update)
+        with amp.autocast():
+            row: dict[str, Any] = method.step(model, to_device(batch, dev), ctx, update)
         if i % cfg.log_every == 0 or i == cfg.steps:
             shown = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in row.items())  # fmt: skip
             log(f"{cfg.method} step {i}/{cfg.steps}: {shown} ({time.perf_counter() - t0:.1f}s)")
         if on_step is not None:
             on_step(i, row)
-    return model.eval()
+    return model

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from common.settings import check_choices, setting
+from training.core.device import DeviceName, check_device
 from training.posttrain.config import MethodName, PosttrainConfig
 from training.posttrain.methods import BETA_METHODS, REGISTRY
 
@@ -20,6 +21,14 @@ class AdvantagesSettings:
         None, "V(s) over the policy's top_k titles (large catalogues); None = every title"
     )
     batch_size: int = setting(256, "states per reward-model call: fewer per-day catalogue passes")
+    device: DeviceName = setting(
+        "auto", "where the policy and the reward ensemble score: auto = CUDA when a GPU is "
+        "visible, else CPU; cuda fails without one",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        check_device(self.device, "AdvantagesSettings.device")
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,14 @@ class PosttrainSettings:
         "asft-recommender", "MLflow registered model the champion is registered under"
     )
     num_threads: int | None = setting(None, "torch threads; None: leave torch's setting alone")
+    device: DeviceName = setting(
+        "auto", "where fine-tuning (mixed precision on CUDA) and evaluation run: auto = CUDA "
+        "when a GPU is visible, else CPU; cuda fails without one",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         check_choices(self)
+        check_device(self.device, "PosttrainSettings.device")
         if not self.methods or not self.seeds:
             raise ValueError("the study needs at least one method and one seed")
         if not (0 <= self.ndcg_margin < 1 and self.max_kl >= 0):

@@ -65,6 +65,7 @@ def train_policies(
                 advantages=advantages if REGISTRY[method].needs_advantages else None,
                 reward_model=reward_model,
                 log=log,
+                device=settings.device,
             )
             seconds = time.perf_counter() - t0
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}

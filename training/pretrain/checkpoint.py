@@ -22,6 +22,7 @@ import torch
 
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import SequenceData
+from training.core.device import state_on_cpu
 from training.models import SequenceEncoder
 
 LAST = "last.pt"
@@ -78,14 +79,15 @@ def check_same_run(ck: dict[str, Any], model_cfg: ModelConfig, cfg: TrainConfig,
 
 
 def read_last(ckdir: Path) -> dict[str, Any]:
-    # Our own file (holds numpy RNG state), hence weights_only=False.
-    return torch.load(ckdir / LAST, weights_only=False)
+    # Our own file (holds numpy RNG state), hence weights_only=False. Onto the CPU: a run
+    # trained on a GPU resumes anywhere (load_state_dict moves the weights to the model's).
+    return torch.load(ckdir / LAST, weights_only=False, map_location="cpu")
 
 
 def read_best_state(ckdir: Path, default: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The best weights of the run in `ckdir`; `default` where no epoch improved yet."""
     if (ckdir / BEST).exists():
-        return torch.load(ckdir / BEST, weights_only=True)["model"]
+        return torch.load(ckdir / BEST, weights_only=True, map_location="cpu")["model"]
     return default
 
 
@@ -134,7 +136,9 @@ def save_checkpoint(
         "vocab": data.vocab.to_dict(),
     }
     if improved:  # written before last.pt, so last.pt never points past a missing best.pt
-        best = {"model": scored.state_dict(), "epoch": st.epoch, "valid_metrics": row, **common}
+        # The hand-off to later stages holds CPU tensors whatever device trained it.
+        weights = state_on_cpu(scored.state_dict())
+        best = {"model": weights, "epoch": st.epoch, "valid_metrics": row, **common}
         atomic_save(best, ckdir / BEST)
     rng = {
         "torch": torch.get_rng_state(),

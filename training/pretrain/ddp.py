@@ -1,4 +1,5 @@
-"""Data-parallel pretraining under `torchrun` (DDP, gloo on CPU): the scale-out path.
+"""Data-parallel pretraining under `torchrun` (DDP: gloo on CPU; NCCL and one GPU per local
+rank on CUDA, training/core/device.py): the scale-out path.
 
 Every rank holds the whole `SequenceData` and draws the same global batches (same seed); rank r
 trains on rows r, r+W, r+2W... of each global batch. The step equals one process on the global
@@ -41,6 +42,7 @@ import torch.distributed as dist
 from common.paths import PROJECT_ROOT
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import SequenceData, build_dataset
+from training.core.device import CPU, MixedPrecision, ddp_backend, rank_device, resolve_device
 from training.models import SequenceEncoder
 from training.pretrain.loop import (
     SINGLE_PROCESS,
@@ -62,21 +64,28 @@ EPOCH_LINE = "@@pretrain-epoch "
 
 
 def train(
-    data: SequenceData, mcfg: ModelConfig, cfg: TrainConfig, shard: Shard = SINGLE_PROCESS
+    data: SequenceData,
+    mcfg: ModelConfig,
+    cfg: TrainConfig,
+    shard: Shard = SINGLE_PROCESS,
+    device: torch.device = CPU,
 ) -> dict[str, torch.Tensor]:
-    """`cfg.epochs` epochs from the seed's initial weights; returns the final state dict."""
+    """`cfg.epochs` epochs from the seed's initial weights on `device` (this rank's); returns
+    the final state dict, on the CPU."""
     torch.set_num_threads(cfg.num_threads or 1)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model: torch.nn.Module = SequenceEncoder(data.n_items, mcfg)
+    model: torch.nn.Module = SequenceEncoder(data.n_items, mcfg).to(device)
     if shard.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
+        ids = [device.index] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
     )
+    amp = MixedPrecision(device)
     for epoch in range(1, cfg.epochs + 1):
-        train_epoch(model, opt, data, cfg, epoch, shard=shard)
+        train_epoch(model, opt, data, cfg, epoch, shard=shard, precision=amp)
     encoder = model.module if hasattr(model, "module") else model
-    return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+    return {k: v.detach().clone().cpu() for k, v in encoder.state_dict().items()}
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -111,8 +120,11 @@ def launch_pretrain(
     processes: int,
     log: Log = print,
     on_epoch_end: EpochHook | None = None,
+    *,
+    device: str | torch.device = "cpu",
 ) -> PretrainResult:
-    """`pretrain` under torchrun with `processes` DDP ranks (gloo, CPU); same result shape.
+    """`pretrain` under torchrun with `processes` DDP ranks (gloo on CPU; on CUDA NCCL and
+    one GPU per rank); same result shape.
 
     The job (data and configs) is pickled into `checkpoint_dir/ddp/`; rank stderr goes to files
     there, and a failed run raises with each rank's stderr tail. If this process is interrupted
@@ -120,6 +132,9 @@ def launch_pretrain(
     """
     if processes < 2:
         raise ValueError(f"launch_pretrain needs processes >= 2, got {processes}")
+    dev = resolve_device(device)  # here, before any rank starts: a missing GPU fails now
+    if dev.type == "cuda":
+        rank_device(dev, processes - 1)  # one GPU per rank
     ckdir = Path(checkpoint_dir)
     job_dir = ckdir / "ddp"
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +154,7 @@ def launch_pretrain(
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         "--nproc_per_node", str(processes), "--log-dir", str(logs), "--redirects", "2",
-        "-m", "training.pretrain.ddp", "--job", str(job),
+        "-m", "training.pretrain.ddp", "--job", str(job), "--device", dev.type,
     ]  # fmt: skip
     env = {
         **os.environ,
@@ -149,7 +164,8 @@ def launch_pretrain(
             filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
         ),
     }
-    log(f"training under torchrun: {processes} DDP processes (gloo, CPU), {threads} thread(s) each")
+    how = "gloo, CPU" if dev.type == "cpu" else f"{ddp_backend(dev)}, one GPU each"
+    log(f"training under torchrun: {processes} DDP processes ({how}), {threads} thread(s) each")
     launcher_err = job_dir / "torchrun.stderr"
     with launcher_err.open("w") as err:
         proc = subprocess.Popen(
@@ -177,7 +193,7 @@ def launch_pretrain(
             f"--- torchrun ---\n{_tail(launcher_err, 15)}"
         )
     job.unlink()  # the data's copy; the checkpoints are what a re-run resumes from
-    return result_from_checkpoint(data, ckdir, model_config, train_config, log)
+    return result_from_checkpoint(data, ckdir, model_config, train_config, log, device=dev)
 
 
 def _die_with_parent() -> None:
@@ -190,8 +206,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _run_job(path: Path) -> None:
-    """One rank of `launch_pretrain`'s job (inside torchrun)."""
+def _run_job(path: Path, device: torch.device = CPU) -> None:
+    """One rank of `launch_pretrain`'s job (inside torchrun), on this rank's `device`."""
     _die_with_parent()
     shard = Shard(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
     with path.open("rb") as f:
@@ -209,6 +225,7 @@ def _run_job(path: Path) -> None:
         log=lambda line: print(line, flush=True),
         on_epoch_end=emit,
         shard=shard,
+        device=device,
     )
 
 
@@ -220,21 +237,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model-config", default="{}", help="ModelConfig fields as JSON")
     p.add_argument("--train-config", default="{}", help="TrainConfig fields as JSON")
     p.add_argument("--max-len", type=int, default=50)
+    p.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="cuda: NCCL, a GPU per rank"
+    )
     args = p.parse_args(argv)
     if (args.job is None) == (args.sequences is None) or (args.sequences and not args.out):
         p.error("give either --job, or --sequences with --out")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    device = rank_device(resolve_device(args.device), int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL's collectives run on the current device
     if world > 1:
-        dist.init_process_group("gloo")
+        dist.init_process_group(ddp_backend(device))
     try:
         if args.job:
-            _run_job(Path(args.job))
+            _run_job(Path(args.job), device)
             return
         mcfg = ModelConfig.from_dict(json.loads(args.model_config))
         cfg = TrainConfig.from_dict(json.loads(args.train_config))
         data = build_dataset(pq.read_table(args.sequences), max_len=args.max_len)
-        state = train(data, mcfg, cfg, Shard(rank, world))
+        state = train(data, mcfg, cfg, Shard(rank, world), device)
         if rank == 0:
             out = Path(args.out)
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ checkpoint directory therefore ends with the same weights as one that was never 
 
 The files of `checkpoint_dir` and what makes one resumable: training/pretrain/checkpoint.py.
 
-Data-parallel: `fit(..., shard=Shard(rank, world))` inside an initialised gloo process group
+Data-parallel: `fit(..., shard=Shard(rank, world))` inside an initialised process group
 (`training.pretrain.ddp.launch_pretrain` starts one under torchrun) trains each global batch split
 across the ranks (see `train_epoch`); rank 0 evaluates, decides, checkpoints and logs, and
 broadcasts the validation score so every rank takes the same early-stopping decision. world = 1
@@ -30,6 +30,7 @@ import torch.distributed as dist
 
 from training.core.config import ModelConfig, TrainConfig
 from training.core.data import PAD, SequenceData, Vocab
+from training.core.device import MixedPrecision, device_of, resolve_device, state_on_cpu, to_device
 from training.core.evaluate import evaluate, evaluate_popularity
 from training.core.losses import (
     logits_dtype,
@@ -121,6 +122,7 @@ def train_epoch(
     epoch: int,
     event_weights: torch.Tensor | None = None,
     shard: Shard = SINGLE_PROCESS,
+    precision: MixedPrecision | None = None,
 ) -> float:
     """One pass over the train sequences in a (seed, epoch)-determined order; mean batch loss.
 
@@ -133,16 +135,18 @@ def train_epoch(
     gradient of the global batch's mean loss (ranks hold different numbers of positions). The
     returned value is then this rank's share: averaged over ranks it is the global mean loss.
     Dropout masks are drawn per rank, so with dropout ranks agree in distribution only.
+    Batches go to the model's device; `precision`: autocast and loss scaling (off on CPU).
     """
     model.train()
     seed = _epoch_seed(cfg.seed, epoch)
     torch.manual_seed(seed + shard.rank)  # dropout: per rank
     gen = torch.Generator().manual_seed(seed)  # negatives: the same on every rank
     encoder = model.module if isinstance(model, DDP) else model
+    amp = precision or MixedPrecision(device_of(encoder))
     matmul_dtype = logits_dtype(cfg)  # probes the CPU: once per epoch, not per batch
     losses = []
     for rows in batch_rows(data, cfg, np.random.default_rng(seed)):
-        b = data.train_batch(rows)
+        b = to_device(data.train_batch(rows), amp.device)
         mask = b["target_ids"] != PAD
         global_targets, p_global = b["target_ids"][mask], int(mask.sum())
         negs = sample_negatives(
@@ -154,27 +158,30 @@ def train_epoch(
                 loss = sum(p.sum() * 0.0 for p in model.parameters())
                 b = None
             else:
-                b = data.train_batch(local)
+                b = to_device(data.train_batch(local), amp.device)
                 mask = b["target_ids"] != PAD
         if b is not None:
-            h = model(b["item_ids"], b["timestamps"], b["decision_ts"])
-            targets = b["target_ids"][mask]
-            w = None
-            if event_weights is not None:
-                w = event_weights[torch.from_numpy(b["target_index"])[mask]]
-            drop = negative_mask(b, negs, cfg)
-            drop = None if drop is None else drop[mask]
-            loss = sampled_softmax_loss(
-                h[mask], targets, encoder.item_embeddings(), negs, cfg.temperature, w, drop,
-                matmul_dtype=matmul_dtype,
-            )  # fmt: skip
+            with amp.autocast():
+                h = model(b["item_ids"], b["timestamps"], b["decision_ts"])
+                targets = b["target_ids"][mask]
+                w = None
+                if event_weights is not None:
+                    at = torch.from_numpy(b["target_index"]).to(amp.device)
+                    w = event_weights[at[mask]]
+                drop = negative_mask(b, negs, cfg)
+                drop = None if drop is None else drop[mask]
+                loss = sampled_softmax_loss(
+                    h[mask], targets, encoder.item_embeddings(), negs, cfg.temperature, w, drop,
+                    matmul_dtype=matmul_dtype,
+                )  # fmt: skip
             if shard.world > 1:
                 loss = loss * (int(mask.sum()) / p_global) * shard.world
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        amp.backward(loss)
         if cfg.grad_clip > 0:
+            amp.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        amp.step(optimizer)
         losses.append(loss.item())
     return float(np.mean(losses)) if losses else float("nan")
 
@@ -187,14 +194,19 @@ def pretrain(
     log: Log = print,
     on_epoch_end: EpochHook | None = None,
     event_weights: np.ndarray | None = None,
+    *,
+    device: str | torch.device = "cpu",
 ) -> PretrainResult:
     """Train a `SequenceEncoder` on `data.train`, early-stopped on valid NDCG@10.
 
     With `checkpoint_dir`, a re-run resumes after the last finished epoch. `on_epoch_end(epoch,
     row)` is called after the epoch's checkpoint is written (row = loss, seconds, valid metrics).
+    Trained and evaluated on `device` (training/core/device.py); the result is on the CPU.
     """
     mcfg, cfg = model_config or ModelConfig(), train_config or TrainConfig()
-    model, best_state, st = fit(data, mcfg, cfg, checkpoint_dir, log, on_epoch_end, event_weights)
+    model, best_state, st = fit(
+        data, mcfg, cfg, checkpoint_dir, log, on_epoch_end, event_weights, device=device
+    )
     return _finish(model, best_state, st, data, mcfg, cfg, log)
 
 
@@ -207,12 +219,16 @@ def fit(
     on_epoch_end: EpochHook | None = None,
     event_weights: np.ndarray | None = None,
     shard: Shard = SINGLE_PROCESS,
+    *,
+    device: str | torch.device = "cpu",
 ) -> tuple[SequenceEncoder, dict[str, torch.Tensor], RunState]:
-    """`pretrain`'s training loop: (model after the last epoch, best weights, run state).
+    """`pretrain`'s training loop: (model after the last epoch, best weights, run state), on
+    `device` (a DDP rank: its own GPU, `training.core.device.rank_device`).
 
     With `shard.world` > 1 every rank calls this inside an initialised process group; only rank
     0 evaluates, writes checkpoints, logs and calls `on_epoch_end`.
     """
+    dev = resolve_device(device)
     if data.max_len > mcfg.max_len:
         raise ValueError(f"data.max_len {data.max_len} > model max_len {mcfg.max_len}")
     if shard.world > 1 and not dist.is_initialized():
@@ -222,11 +238,12 @@ def fit(
     say: Log = log or (lambda _: None)
     torch.set_num_threads(cfg.num_threads or max(1, available_cores() // shard.world))
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = SequenceEncoder(data.n_items, mcfg)
+    model = SequenceEncoder(data.n_items, mcfg).to(dev)  # initialised on the CPU: same seeds
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
     )
     weights = None if event_weights is None else torch.as_tensor(event_weights, dtype=torch.float32)
+    weights = None if weights is None else weights.to(dev)
     # `scored`: the weights validation scores and best.pt keeps: the model itself, or with
     # ema_decay > 0 a copy holding the moving average of its weights.
     scored = model
@@ -246,19 +263,23 @@ def fit(
     say(
         f"pretrain {mcfg.kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{data.summary()}, threads={torch.get_num_threads()}"
-        + (f", {shard.world} DDP processes (gloo)" if shard.world > 1 else "")
+        + (f", {shard.world} DDP processes ({dist.get_backend()})" if shard.world > 1 else "")
+        + (f", on {dev}" if dev.type != "cpu" else "")
     )
     if cfg.logits_matmul == "bfloat16" and logits_dtype(cfg) != torch.bfloat16:
         say("logits_matmul bfloat16: this CPU has no native bf16 matmul; float32 is used")
     # Wrapped after loading: DDP broadcasts rank 0's weights, and every rank loaded the same.
-    net: torch.nn.Module = DDP(model) if shard.world > 1 else model
+    net: torch.nn.Module = model
+    if shard.world > 1:
+        net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    amp = MixedPrecision(dev)  # one loss scale for the whole run
 
     while st.epoch < cfg.epochs and not st.stopped:
         st.epoch += 1
         t0 = time.perf_counter()
-        loss = train_epoch(net, opt, data, cfg, st.epoch, weights, shard)
+        loss = train_epoch(net, opt, data, cfg, st.epoch, weights, shard, amp)
         if shard.world > 1:
-            loss = _sum_over_ranks(loss) / shard.world  # the global batches' mean loss
+            loss = _sum_over_ranks(loss, dev) / shard.world  # the global batches' mean loss
         row: dict[str, Any] = {"epoch": st.epoch, "loss": loss}
         improved = False
         if st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs:
@@ -268,7 +289,7 @@ def fit(
                 row.update({f"valid_{k}": v for k, v in valid.items()})
                 score = valid["ndcg@10"] if len(data.valid) else float(st.epoch)  # no valid: latest
             if shard.world > 1:
-                score = _from_main(score)  # every rank takes rank 0's decision
+                score = _from_main(score, dev)  # every rank takes rank 0's decision
             improved = score > st.best_metric
             if improved:
                 st.best_metric, st.best_epoch, st.bad_epochs = score, st.epoch, 0
@@ -297,14 +318,14 @@ def _ema_update(average: torch.nn.Module, model: torch.nn.Module, decay: float) 
         a.lerp_(p, 1.0 - decay)
 
 
-def _sum_over_ranks(x: float) -> float:
-    t = torch.tensor([x], dtype=torch.float64)
+def _sum_over_ranks(x: float, device: torch.device | None = None) -> float:
+    t = torch.tensor([x], dtype=torch.float64, device=device)  # NCCL reduces GPU tensors only
     dist.all_reduce(t)
     return float(t.item())
 
 
-def _from_main(x: float) -> float:
-    t = torch.tensor([x], dtype=torch.float64)
+def _from_main(x: float, device: torch.device | None = None) -> float:
+    t = torch.tensor([x], dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
     return float(t.item())
 
@@ -318,7 +339,8 @@ def _finish(
     cfg: TrainConfig,
     log: Log,
 ) -> PretrainResult:
-    """Load the best weights and evaluate them (and popularity) on valid and test."""
+    """Load the best weights and evaluate them (and popularity) on valid and test, on the
+    model's device; the result's model and weights are on the CPU."""
     final_state = clone_state(model.state_dict())
     model.load_state_dict(best_state)
     model.eval()
@@ -330,6 +352,9 @@ def _finish(
         "popularity_test": evaluate_popularity(data, "test", batch_size=bs),
     }
     log(f"best epoch {st.best_epoch}: test {metrics['test']}")
+    if device_of(model).type != "cpu":
+        model, best_state = model.cpu(), state_on_cpu(best_state)  # results on the CPU
+        final_state = state_on_cpu(final_state)
     return PretrainResult(
         model, best_state, final_state, st.best_epoch, st.history, metrics,
         st.train_seconds, data.vocab, mcfg, cfg,
@@ -342,10 +367,12 @@ def result_from_checkpoint(
     model_config: ModelConfig | None = None,
     train_config: TrainConfig | None = None,
     log: Log = print,
+    *,
+    device: str | torch.device = "cpu",
 ) -> PretrainResult:
     """The `PretrainResult` of a finished run from its `last.pt` and `best.pt` (e.g. one trained
-    by other processes), with the final evaluation done here. The configs default to the
-    checkpoint's; given ones must match the run (as on resume)."""
+    by other processes), with the final evaluation done here (on `device`). The configs default
+    to the checkpoint's; given ones must match the run (as on resume)."""
     ckdir = Path(checkpoint_dir)
     if not (ckdir / LAST).exists():
         raise FileNotFoundError(f"no last.pt in {ckdir}: the run wrote no checkpoint")
@@ -360,4 +387,4 @@ def result_from_checkpoint(
     # As `fit`: the initial weights if no epoch improved.
     best_state = read_best_state(ckdir, clone_state(model.state_dict()))
     model.load_state_dict(ck["model"])
-    return _finish(model, best_state, st, data, mcfg, cfg, log)
+    return _finish(model.to(resolve_device(device)), best_state, st, data, mcfg, cfg, log)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from common.settings import check_choices, setting
 from training.core.config import ModelConfig, TrainConfig
+from training.core.device import DeviceName, check_device
 
 # TrainConfig options a stage setting overrides where it is not None.
 _TUNED = ("num_negatives", "temperature", "lr", "ema_decay", "logits_matmul", "seen_scope")
@@ -67,12 +68,17 @@ class PretrainSettings:
     )
     ddp_processes: int = setting(
         1,
-        "> 1: every run trains under torchrun with N DDP processes (gloo, CPU), the global batch "
+        "> 1: every run trains under torchrun with N DDP processes (see device), the global batch "
         "split across them; 1: one process, in this one",
     )
+    device: DeviceName = setting(
+        "auto", "where training and evaluation run: auto = CUDA when a GPU is visible, else "
+        "CPU; cuda fails without one; DDP: NCCL and one GPU per process on CUDA, else gloo",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         check_choices(self)
+        check_device(self.device, "PretrainSettings.device")
         if self.ddp_processes < 1:
             raise ValueError(f"ddp_processes must be >= 1, got {self.ddp_processes}")
         if self.policy_split not in self.splits:

@@ -88,7 +88,9 @@ def run_pretraining(
                 )
                 run_tags = {"dataset": dataset, "split": split, "kind": kind, **(tags or {})}
                 with start_run(EXPERIMENT, name, tags=run_tags, root=root) as run:
-                    result = _train_one(data, mcfg, tcfg, checkpoints, settings.ddp_processes, log)
+                    result = _train_one(
+                        data, mcfg, tcfg, checkpoints, settings.ddp_processes, log, settings.device
+                    )
                     curve = training_curve(result.history, name, layout.plot(f"pretrain-{name}"))
                     _log_run(result, data, curve, settings.ddp_processes)
                 per_method.setdefault(kind, []).append(result.metrics["test"])
@@ -150,6 +152,7 @@ def _train_one(
     checkpoints: Path,
     ddp_processes: int,
     log: Callable[[str], None],
+    device: str = "cpu",
 ) -> PretrainResult:
     """One run, in this process or under torchrun; per-epoch metrics go to the active MLflow run."""
 
@@ -159,9 +162,12 @@ def _train_one(
 
     if ddp_processes > 1:
         return launch_pretrain(
-            data, model_config, train_config, checkpoints, ddp_processes, log, epoch_metrics
-        )
-    return pretrain(data, model_config, train_config, checkpoints, log, epoch_metrics)
+            data, model_config, train_config, checkpoints, ddp_processes, log, epoch_metrics,
+            device=device,
+        )  # fmt: skip
+    return pretrain(
+        data, model_config, train_config, checkpoints, log, epoch_metrics, device=device
+    )
 
 
 def _log_run(result: PretrainResult, data: SequenceData, curve: Path, ddp_processes: int) -> None:

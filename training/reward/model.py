@@ -28,6 +28,7 @@ from torch import nn
 
 from training.core.config import ModelConfig
 from training.core.data import Vocab
+from training.core.device import state_on_cpu
 from training.models import SequenceEncoder
 from training.reward.features import FeatureTables, normalise_features
 
@@ -139,8 +140,9 @@ class RewardEnsemble(nn.Module):
         return self.encoder(item_ids, timestamps, decision_ts)
 
     def day_index(self, ts: torch.Tensor | np.ndarray) -> torch.Tensor:
-        ts = ts.numpy() if isinstance(ts, torch.Tensor) else ts
-        return torch.from_numpy(self.tables.day_index(ts))
+        """Row of the per-day tables of each time, on the model's device."""
+        ts = ts.cpu().numpy() if isinstance(ts, torch.Tensor) else ts
+        return torch.from_numpy(self.tables.day_index(ts)).to(self.bias.device)
 
     def state_out(self, h: torch.Tensor, user_feats: torch.Tensor) -> torch.Tensor:
         """h [N, d], normalised user features [N, Fu] -> [K, N, m + 1] (last column = bias)."""
@@ -175,8 +177,9 @@ class RewardEnsemble(nn.Module):
     ) -> torch.Tensor:
         """Online path: one state h [d], raw user features [F_user], candidates [C] with raw item
         features [C, F_item] (as served by the online store) -> [K, C]."""
-        uf = torch.from_numpy(normalise_features(user_raw, self.tables.user_names))
-        itf = torch.from_numpy(normalise_features(item_raw, self.tables.item_names))
+        dev = self.bias.device
+        uf = torch.from_numpy(normalise_features(user_raw, self.tables.user_names)).to(dev)
+        itf = torch.from_numpy(normalise_features(item_raw, self.tables.item_names)).to(dev)
         g = self.state_out(h[None], uf[None])  # [K, 1, m+1]
         f = self.item_out(items, itf)  # [K, C, m+1]
         z = self._pair_logit(g, f)
@@ -217,7 +220,7 @@ class RewardEnsemble(nn.Module):
     ) -> torch.Tensor:
         """[K, B, L, n_items + 1]: see `CatalogueRewardModel.score_catalogue`."""
         B, L = item_ids.shape
-        out = torch.empty(self.n_members, B * L, self.n_items + 1)
+        out = torch.empty(self.n_members, B * L, self.n_items + 1, device=self.bias.device)
         for rows, z in self._catalogue_logits_by_day(item_ids, timestamps, user_ids, decision_ts):
             out[:, rows] = torch.sigmoid_(z).mul_(4.0).add_(1.0)  # _squash, in place
         return out.reshape(self.n_members, B, L, self.n_items + 1)
@@ -234,7 +237,7 @@ class RewardEnsemble(nn.Module):
         [K, B, L, N] tensor is never held, which is what makes advantages over the catalogue
         cheap (`CatalogueRewardModel.score_catalogue_mean`)."""
         B, L = item_ids.shape
-        out = torch.empty(B * L, self.n_items + 1)
+        out = torch.empty(B * L, self.n_items + 1, device=self.bias.device)
         for rows, z in self._catalogue_logits_by_day(item_ids, timestamps, user_ids, decision_ts):
             acc = torch.sigmoid_(z[0])
             for k in range(1, self.n_members):
@@ -248,7 +251,8 @@ class RewardEnsemble(nn.Module):
         model is in eval mode (~2.3 MB per day for K=5, 3.5k titles), dropped by `train()`."""
         if not self.training and day in self._tower_cache:
             return self._tower_cache[day]
-        f = self.item_out(torch.arange(self.n_items + 1), self._item_tab[day])  # [K, N+1, m+1]
+        items = torch.arange(self.n_items + 1, device=self.bias.device)
+        f = self.item_out(items, self._item_tab[day])  # [K, N+1, m+1]
         factors = torch.cat([f[..., :-1], torch.ones_like(f[..., -1:]), f[..., -1:]], dim=-1)
         if not self.training:
             self._tower_cache[day] = factors
@@ -257,6 +261,13 @@ class RewardEnsemble(nn.Module):
     def train(self, mode: bool = True) -> RewardEnsemble:
         self._tower_cache.clear()  # weights may change: cached tower outputs would be stale
         return super().train(mode)
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module's: .to() / .cuda() / .cpu()
+        # The feature tables are plain attributes (features.npz holds them, not the state
+        # dict), so they move with the model here; cached tower outputs would stay behind.
+        self._tower_cache.clear()
+        self._user_tab, self._item_tab = fn(self._user_tab), fn(self._item_tab)
+        return super()._apply(fn, recurse)
 
     def load_state_dict(self, *args, **kwargs):  # noqa: D102 - same as nn.Module's
         self._tower_cache.clear()
@@ -279,7 +290,7 @@ class RewardEnsemble(nn.Module):
             .reshape(B * L * C, -1)
         )
         users = user_ids[:, None, None].expand(B, L, C).reshape(-1)
-        ts = decision_ts[:, :, None].expand(B, L, C).reshape(-1).numpy()
+        ts = decision_ts[:, :, None].expand(B, L, C).reshape(-1).cpu().numpy()
         r = self.score_pairs(h, users, candidates.reshape(-1), ts)
         return r.reshape(self.n_members, B, L, C)
 
@@ -292,12 +303,13 @@ def save_reward_ensemble(model: RewardEnsemble, directory: Path, meta: dict | No
     vocab and the per-day feature tables."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    heads = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    # On the CPU (a no-op there) whatever device trained it, so it loads anywhere.
+    heads = {k: v.cpu() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
     torch.save(
         {
             "heads": heads,
             "head_config": model.cfg.to_dict(),
-            "encoder": model.encoder.state_dict(),
+            "encoder": state_on_cpu(model.encoder.state_dict()),
             "encoder_config": model.encoder.cfg.to_dict(),
             "n_items": model.n_items,
         },
@@ -314,7 +326,7 @@ def load_reward_ensemble(directory: Path) -> RewardEnsemble:
     directory = Path(directory)
     if not (directory / MODEL_FILE).exists():
         raise FileNotFoundError(f"no reward ensemble in {directory} (missing {MODEL_FILE})")
-    ck = torch.load(directory / MODEL_FILE, weights_only=True)
+    ck = torch.load(directory / MODEL_FILE, weights_only=True, map_location="cpu")
     encoder = SequenceEncoder(ck["n_items"], ModelConfig.from_dict(ck["encoder_config"]))
     encoder.load_state_dict(ck["encoder"])
     model = RewardEnsemble(

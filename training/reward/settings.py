@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.settings import setting
+from common.settings import check_choices, setting
+from training.core.device import DeviceName, check_device
 from training.reward.model import HeadConfig
 from training.reward.train import RewardTrainConfig
 
@@ -40,6 +41,14 @@ class RewardSettings:
         1, "torch threads: the heads' matmuls are tiny and OpenMP threads wait on each other"
     )
     seed: int = setting(0, "seed of the event samples, the Feast check and the trainer (judge: +1)")
+    device: DeviceName = setting(
+        "auto", "where the encoder's states, the heads' training and scoring run: auto = CUDA "
+        "when a GPU is visible, else CPU; cuda fails without one",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        check_device(self.device, "RewardSettings.device")
 
     def head_config(self, members: int, seed: int) -> HeadConfig:
         return HeadConfig(members, self.embed_dim, self.hidden, seed)

@@ -28,6 +28,7 @@ import torch
 
 from common.layout import DataLayout
 from common.tables import finite_metrics
+from training.core.device import resolve_device
 from training.models.checkpoint import load_policy_on_temporal_split
 from training.reward.evaluate import (
     PREDICTOR,
@@ -97,6 +98,7 @@ def _run(
     t_start = time.perf_counter()
     layout = DataLayout(root)
     encoder, vocab, _, data = load_policy_on_temporal_split(root)
+    encoder.to(resolve_device(settings.device, "RewardSettings.device"))  # the heads follow it
 
     # Load: point-in-time features and the frozen encoder's states of every target.
     ts = data.events.timestamps

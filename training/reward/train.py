@@ -4,6 +4,10 @@ before it, on states of the frozen policy computed once.
 Members differ by their init seed and a bootstrap of the training users (Poisson(1) weights per
 user: the "online" bootstrap, which lets all K members train in the same batched pass). Each
 member is early-stopped on its own validation RMSE.
+
+Device: the encoder's states are computed where the encoder is and kept on the CPU (`Targets`);
+the heads train and predict where the ensemble is (training/core/device.py). Shuffles and
+bootstrap weights are drawn on the CPU, so a seed means the same on every device.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pandas as pd
 import torch
 
 from training.core.data import PAD, SequenceData, Split, Vocab
+from training.core.device import CPU, device_of, to_device
 from training.models import SequenceEncoder
 from training.reward.features import FeatureTables
 from training.reward.model import HeadConfig, RewardEnsemble
@@ -42,7 +47,7 @@ class RewardTrainConfig:
 class Targets:
     """Supervised examples: the frozen state before each event and what happened."""
 
-    h: torch.Tensor  # [N, d] float32
+    h: torch.Tensor  # [N, d] float32, on the CPU
     users: np.ndarray  # [N] dense user ids
     items: np.ndarray  # [N] dense item ids
     ts: np.ndarray  # [N] float64 epoch seconds of the event (= the decision time)
@@ -94,6 +99,7 @@ def train_targets(
     """States for the rewarded training targets, from the same windows post-training batches
     (`data.train_batch`). With `max_events`, a random subset of windows is encoded."""
     encoder.eval()
+    dev = device_of(encoder)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(data.windows))
     if max_events is not None:
@@ -102,14 +108,14 @@ def train_targets(
         order = np.sort(order[:keep])
     hs, idxs = [], []
     for i in range(0, len(order), batch_size):
-        b = data.train_batch(order[i : i + batch_size])
+        b = to_device(data.train_batch(order[i : i + batch_size]), dev)
         tgt = b["target_index"]
         ok = tgt >= 0
         ok[ok] = np.isfinite(data.events.rewards[tgt[ok]])
         if not ok.any():
             continue
         h = encoder(b["item_ids"], b["timestamps"], b["decision_ts"])
-        hs.append(h[torch.from_numpy(ok)])
+        hs.append(h[torch.from_numpy(ok).to(dev)].cpu())
         idxs.append(tgt[ok])
     if not idxs:
         raise ValueError("no training event has a reward: nothing to train the reward model on")
@@ -168,7 +174,8 @@ def split_targets(
         items = np.where(pad, PAD, ev.items[np.maximum(idx, 0)])
         times = np.where(pad, 0.0, ev.timestamps[np.maximum(idx, 0)])
         decided = np.where(pad, 0.0, ev.timestamps[np.maximum(idx + 1, 0)])  # idx + 1 <= wh
-        h = encoder(torch.from_numpy(items), torch.from_numpy(times), torch.from_numpy(decided))
+        x = (torch.from_numpy(a).to(device_of(encoder)) for a in (items, times, decided))
+        h = encoder(*x).cpu()
         # Target at event j reads the state after event j - 1: column width - (wh - (j - 1)).
         pos = np.flatnonzero(np.isin(key, w))
         local = np.searchsorted(w, key[pos])
@@ -186,15 +193,16 @@ def standardise_inputs(model: RewardEnsemble, train: Targets) -> None:
 
 @torch.no_grad()
 def predict(model: RewardEnsemble, t: Targets, batch_size: int = 8192) -> np.ndarray:
-    """[K, N] predicted rewards of the logged events."""
+    """[K, N] predicted rewards of the logged events (scored on the model's device)."""
     model.eval()
+    dev = device_of(model)
     out = [
         model.score_pairs(
-            t.h[i : i + batch_size],
-            torch.from_numpy(t.users[i : i + batch_size]),
-            torch.from_numpy(t.items[i : i + batch_size]),
+            t.h[i : i + batch_size].to(dev),
+            torch.from_numpy(t.users[i : i + batch_size]).to(dev),
+            torch.from_numpy(t.items[i : i + batch_size]).to(dev),
             t.ts[i : i + batch_size],
-        )
+        ).cpu()
         for i in range(0, len(t), batch_size)
     ]
     return torch.cat(out, dim=1).numpy() if out else np.zeros((model.n_members, 0), np.float32)
@@ -225,10 +233,10 @@ def fit_ensemble(
     standardise_inputs(model, train)
     params = model.head_parameters()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    k = model.n_members
-    weights = bootstrap_weights(train.users, k, cfg.seed, cfg.bootstrap)
-    y = torch.from_numpy(train.rewards)
-    users, items = torch.from_numpy(train.users), torch.from_numpy(train.items)
+    k, dev = model.n_members, device_of(model)
+    weights = bootstrap_weights(train.users, k, cfg.seed, cfg.bootstrap).to(dev)
+    h, y = train.h.to(dev), torch.from_numpy(train.rewards).to(dev)
+    users, items = torch.from_numpy(train.users).to(dev), torch.from_numpy(train.items).to(dev)
     best = [p.detach().clone() for p in params]
     best_rmse = np.full(k, np.inf)
     bad = np.zeros(k, dtype=int)
@@ -237,11 +245,11 @@ def fit_ensemble(
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        order = torch.from_numpy(rng.permutation(len(train)))
+        order = torch.from_numpy(rng.permutation(len(train))).to(dev)
         losses = []
         for i in range(0, len(order), cfg.batch_size):
             b = order[i : i + cfg.batch_size]
-            r = model.score_pairs(train.h[b], users[b], items[b], train.ts[b.numpy()])
+            r = model.score_pairs(h[b], users[b], items[b], train.ts[b.cpu().numpy()])
             w = weights[:, b]
             loss = ((w * (r - y[b]) ** 2).sum(1) / w.sum(1).clamp_min(1.0)).sum()
             opt.zero_grad(set_to_none=True)
@@ -256,7 +264,8 @@ def fit_ensemble(
         improved = valid_rmse < best_rmse
         with torch.no_grad():
             for p, bp in zip(params, best, strict=True):
-                bp[torch.from_numpy(improved)] = p[torch.from_numpy(improved)]
+                better = torch.from_numpy(improved).to(dev)
+                bp[better] = p[better]
         best_rmse = np.where(improved, valid_rmse, best_rmse)
         bad = np.where(improved, 0, bad + 1)
         row = {
@@ -294,6 +303,8 @@ def train_ensemble(
     `train` and early-stopped on `valid`; its fit record (history, timing, data sizes)."""
     global_mean = float(train.rewards.mean())
     model = RewardEnsemble(encoder, vocab, tables, head, global_mean)
+    if device_of(encoder) != CPU:  # trained where the encoder is
+        model.to(device_of(encoder))
     t0 = time.perf_counter()
     log(f"{name}: {head.members} members on {len(train):,} events ({len(valid):,} for validation)")
     fit = fit_ensemble(model, train, valid, cfg, log=log)

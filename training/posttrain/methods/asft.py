@@ -53,7 +53,8 @@ def target_weights(batch: dict[str, Any], ctx: StepContext) -> torch.Tensor:
     """The batch's targets' entries of ctx.event_weights, checked finite."""
     if ctx.event_weights is None:
         raise ValueError(f"method {ctx.cfg.method!r} needs per-event weights")
-    idx = torch.from_numpy(batch["target_index"])[supervised(batch)]
+    at = torch.from_numpy(batch["target_index"]).to(ctx.event_weights.device)
+    idx = at[supervised(batch)]
     w = ctx.event_weights[idx].to(torch.float32)
     if not torch.isfinite(w).all():
         raise ValueError(f"{int((~torch.isfinite(w)).sum())} training targets have no weight")

@@ -48,10 +48,12 @@ def select_pairs(
 def sample_candidates(
     ref_logp: torch.Tensor, n_candidates: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """[S, C] distinct actions per state drawn from pi_ref ([S, n_items + 1] log-probs)."""
+    """[S, C] distinct actions per state drawn from pi_ref ([S, n_items + 1] log-probs), by
+    the CPU `generator` (a seed draws the same on every device)."""
     probs = ref_logp.exp()
     c = min(n_candidates, int((probs[0] > 0).sum()))
-    return torch.multinomial(probs, c, replacement=False, generator=generator)
+    draw = torch.multinomial(probs.cpu(), c, replacement=False, generator=generator)
+    return draw.to(probs.device)
 
 
 def pairs_from_candidates(
@@ -60,7 +62,7 @@ def pairs_from_candidates(
     """(state, a_w, a_l) for the states whose best and worst candidates ([S, C] ids with their
     ensemble mean and std) have disjoint intervals."""
     win, lose, keep = select_pairs(mean, std, confidence)
-    states = torch.arange(len(cand))[keep]
+    states = torch.arange(len(cand), device=cand.device)[keep]
     return states, cand[states, win[keep]], cand[states, lose[keep]]
 
 
@@ -77,19 +79,19 @@ def step(
         cand = sample_candidates(ref_logp, cfg.n_candidates, ctx.generator)  # [S, C]
         # The ensemble's scores of the candidates only: [K, B, L, C] -> [K, S, C].
         scores, mask = score_rewards(ctx.reward_model, batch), supervised(batch)
-        at = torch.zeros(*mask.shape, cand.shape[1], dtype=torch.long)
+        at = torch.zeros(*mask.shape, cand.shape[1], dtype=torch.long, device=mask.device)
         at[mask] = cand
         mean, std = ensemble_mean_std(
             scores.gather(-1, at.expand(len(scores), -1, -1, -1))[:, mask]
         )
         s, a_w, a_l = pairs_from_candidates(cand, mean, std, cfg.confidence)
         if len(s) > cfg.max_pairs:
-            pick = torch.randperm(len(s), generator=ctx.generator)[: cfg.max_pairs]
+            pick = torch.randperm(len(s), generator=ctx.generator)[: cfg.max_pairs].to(s.device)
             s, a_w, a_l = s[pick], a_w[pick], a_l[pick]
     if len(s) == 0:  # no pair the ensemble is confident about: nothing to learn from this batch
         return {"loss": float("nan"), "pairs": 0}
     logp = state_log_probs(model, batch, cfg.temperature, states=s)  # [n_pairs, n_items + 1]
-    pair = torch.arange(len(s))
+    pair = torch.arange(len(s), device=s.device)
     h = preference_margin(logp[pair, a_w], logp[pair, a_l], ref_logp[s, a_w], ref_logp[s, a_l])
     loss = (ipo_loss if ipo else dpo_loss)(h, cfg.beta)
     update(loss)

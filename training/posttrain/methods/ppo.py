@@ -48,9 +48,9 @@ def step(model: SequenceEncoder, batch: dict[str, Any], ctx: StepContext, update
         r = score_rewards(ctx.reward_model, batch)[:, supervised(batch)].mean(0)  # [S, n+1]
         r[:, 0] = 0.0  # the padding column is meaningless (and has probability 0)
         v_old = (old_logp.exp() * r).sum(-1)
-        actions = torch.multinomial(
-            old_logp.exp(), cfg.ppo_samples, replacement=True, generator=ctx.generator
-        )  # [S, n]
+        actions = torch.multinomial(  # by the CPU generator, then moved: [S, n]
+            old_logp.exp().cpu(), cfg.ppo_samples, replacement=True, generator=ctx.generator
+        ).to(old_logp.device)
         adv = r.gather(-1, actions) - v_old[:, None]
         old_a = old_logp.gather(-1, actions)
     for _ in range(cfg.ppo_epochs):
