@@ -104,9 +104,10 @@ def test_robustness_job_runs_off_main_job_and_reports(root):
     assert dg.AssetKey("robustness_study") not in main_keys
     job = robustness_defs.resolve_job_def("robustness_job")
     dg.validate_run_config(job, yaml.safe_load((ROOT / "configs/robustness.yaml").read_text()))
+    one_kind = SMALL | {"kinds": ["noise"], "levels": {"noise": [0.0, 1.0]}}
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
-            run_config={"ops": {"robustness_study": {"config": SMALL}}}, instance=instance
+            run_config={"ops": {"robustness_study": {"config": one_kind}}}, instance=instance
         )
     assert result.success
     meta = result.get_asset_materialization_events()[0].materialization.metadata
@@ -115,7 +116,7 @@ def test_robustness_job_runs_off_main_job_and_reports(root):
     report = json.loads((DataLayout(root).reports / "robustness.json").read_text())
     assert report["simulator_ground_truth"] and report["crossovers"]
     validity = report["judge_validity"]
-    assert {r["kind"] for r in validity} == {"noise", "habit"}
+    assert [(r["kind"], r["level"]) for r in validity] == [("noise", 0.0), ("noise", 1.0)]
     assert {"judge_kendall", "independent_judge_spearman"} <= set(validity[0])
     for name in ("plot", "table_csv", "runs_csv", "validity_csv"):
         assert Path(meta[name].value).exists()

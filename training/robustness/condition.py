@@ -119,7 +119,7 @@ def run_condition(
     adv = compute_advantages(inputs.policy, trainer, data, AdvantagesSettings(),
                              temperature=inputs.temperature, log=lambda _: None)  # fmt: skip
     post = s.posttrain()
-    trained = train_policies(inputs, post, adv, trainer, log=lambda _: None)
+    trained = train_policies(inputs, post, adv, trainer, log=log)
     seconds["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
