@@ -13,6 +13,7 @@ import orchestration.defs as stages
 from orchestration.defs.automation.jobs import JOBS
 from orchestration.defs.automation.schedules import SCHEDULES
 from orchestration.defs.automation.sensors import SENSORS
+from orchestration.defs.robustness.location import defs as robustness_defs  # noqa: F401 (-a)
 from orchestration.resources import RESOURCES
 
 defs = dg.Definitions(
