@@ -14,7 +14,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_run_config_validates_against_the_main_job(path):
     # The robustness study has its own Definitions and job, off main_job.
-    if path.name.startswith("robustness"):
+    if path.name == "robustness.yaml":
         job = robustness_defs.resolve_job_def("robustness_job")
     else:
         job = defs.resolve_job_def("main_job")
