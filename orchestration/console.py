@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from collections import defaultdict
@@ -100,7 +101,9 @@ def _event(record: logging.LogRecord) -> Any:
 
 
 def _first_line(text: str) -> str:
-    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+    """The first non-blank line, without the module path of an exception's class."""
+    line = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+    return re.sub(r"^(?:\w+\.)+(\w+:)", r"\1", line)
 
 
 class ProgressHandler(logging.Handler):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import dagster as dg
 import pytest
@@ -67,14 +68,17 @@ def quiet_run(tmp_path_factory):
     """`python -m orchestration.launch` on tiny data, in its own data directory and instance."""
     tmp = tmp_path_factory.mktemp("quiet-run")
     config = tmp / "tiny.yaml"
-    config.write_text(yaml.safe_dump(run_config(seed=3)))
+    config.write_text(yaml.safe_dump(run_config(seed=1)))
     data = tmp / "data"
     env = {**os.environ, "ASFT_DATA_DIR": str(data), "DAGSTER_HOME": str(data / "dagster_home"),
            "PYTHONPATH": str(ROOT)}  # fmt: skip
     command = [sys.executable, "-m", "orchestration.launch", "--job", "main_job",
                "--config", str(config), "--summary"]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    with dg.DagsterInstance.from_config(str(data / "dagster_home")) as instance:
+    with (
+        mock.patch.dict(os.environ, {"DAGSTER_HOME": env["DAGSTER_HOME"]}),  # dagster.yaml reads it
+        dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance,
+    ):
         (run,) = instance.get_runs()
         records = instance.all_logs(run.run_id)
         materialized = [
