@@ -27,11 +27,11 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 # (only when it is missing or a model, macro or yml changed). Loading the code location runs
 # nothing, so every target that loads it depends on this one.
 prepare: $(VENV)/.installed
-	$(BIN)/python -m orchestration.prepare
+	@$(BIN)/python -m orchestration.prepare
 
 dagster-home:
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 # The main job on the embedded default data (the simulator), recorded in DAGSTER_HOME for the UI:
 # one line per finished asset, then the stage reports' tables; the full event log (and dbt's
@@ -39,7 +39,7 @@ dagster-home:
 # (orchestration/launch.py): `dagster job execute` is superseded by `dg launch`, which is not in
 # the lock.
 run: install prepare dagster-home
-	$(BIN)/python -m orchestration.launch --job main_job --summary $(if $(RUN_CONFIG),--config $(RUN_CONFIG))
+	@$(BIN)/python -m orchestration.launch --job main_job --summary $(if $(RUN_CONFIG),--config $(RUN_CONFIG))
 
 # ML-100K through the same assets, in its own data directory.
 ml100k: install
