@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 RUN_CONFIG ?=
 PORT ?= 3000
 
-.PHONY: install prepare run run-ml100k ml100k sysdeps test lint format dev mlflow-ui dagster-home bench clean
+.PHONY: install prepare run run-ml100k ml100k sysdeps test lint format dev docs graph mlflow-ui dagster-home bench clean
 
 install: $(VENV)/.installed prepare
 
@@ -27,16 +27,19 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 # (only when it is missing or a model, macro or yml changed). Loading the code location runs
 # nothing, so every target that loads it depends on this one.
 prepare: $(VENV)/.installed
-	$(BIN)/python -m orchestration.prepare
+	@$(BIN)/python -m orchestration.prepare
 
 dagster-home:
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-# The main job on the embedded default data (the simulator), recorded in DAGSTER_HOME for the UI.
+# The main job on the embedded default data (the simulator), recorded in DAGSTER_HOME for the UI:
+# one line per finished asset, then the stage reports' tables; the full event log (and dbt's
+# per-test lines) in $(ASFT_DATA_DIR)/logs/, named in the last lines. Through Dagster's Python API
+# (orchestration/launch.py): `dagster job execute` is superseded by `dg launch`, which is not in
+# the lock.
 run: install prepare dagster-home
-	$(BIN)/dagster job execute -m orchestration.definitions -a defs -j main_job $(if $(RUN_CONFIG),-c $(RUN_CONFIG))
-	$(BIN)/python -m common.reports
+	@$(BIN)/python -m orchestration.launch --job main_job --summary $(if $(RUN_CONFIG),--config $(RUN_CONFIG))
 
 # ML-100K through the same assets, in its own data directory.
 ml100k: install
@@ -68,6 +71,15 @@ dev: install prepare dagster-home
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(ASFT_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
+
+# The dbt docs site (lineage, model and column docs, the catalog from the warehouse `make run`
+# built) into $(ASFT_DATA_DIR)/dbt_docs/; prints where to open or serve it.
+docs: install prepare
+	$(BIN)/python -m orchestration.dbt_docs
+
+# docs/asset-graph.png, the picture of the asset graph in the README (matplotlib; no network).
+graph: install prepare
+	$(BIN)/python -m orchestration.graph_png
 
 bench: install
 	$(BIN)/python -m benchmarks.sessionization --repeats 3

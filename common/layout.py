@@ -91,6 +91,17 @@ class DataLayout:
     def dagster_home(self) -> Path:
         return self.root / "dagster_home"
 
+    @property
+    def logs(self) -> Path:
+        """Each run's full event log as text: logs/<job>-<UTC time>.log (`make run`) or
+        logs/<run id>.log (runs launched elsewhere, e.g. from the UI)."""
+        return self.root / "logs"
+
+    @property
+    def dbt_docs(self) -> Path:
+        """The dbt docs site (`make docs`): index.html, static_index.html, catalog, manifest."""
+        return self.root / "dbt_docs"
+
     # ---- models and stage outputs -------------------------------------------------------------
     @property
     def pretrain_checkpoints(self) -> Path:

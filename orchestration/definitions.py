@@ -3,6 +3,9 @@
 Every package under `orchestration/defs/` is one stage, holding its assets and the asset checks
 that guard them; they are collected here, so a stage joins the graph (and the main job) by
 being defined there. Loading runs nothing: the dbt manifest is prepared by `make prepare`.
+
+Every run logs through `orchestration.console`: a progress line per finished asset on the console
+and the full event log in a file under <data>/logs/ (the UI keeps it too).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import dagster as dg
 
 import orchestration.defs as stages
+from orchestration.console import LOGGERS
 from orchestration.defs.automation.jobs import JOBS
 from orchestration.defs.automation.schedules import SCHEDULES
 from orchestration.defs.automation.sensors import SENSORS
@@ -23,4 +27,5 @@ defs = dg.Definitions(
     schedules=SCHEDULES,
     sensors=SENSORS,
     resources=RESOURCES,
+    loggers=LOGGERS,
 )

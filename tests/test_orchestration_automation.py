@@ -34,7 +34,8 @@ def test_schedules_request_their_jobs_at_the_set_times():
     assert daily.job_name == "daily_refresh_job" and daily.execution_timezone == "UTC"
     tick = daily.evaluate_tick(
         dg.build_schedule_context(
-            scheduled_execution_time=dt.datetime(2026, 1, 5, 2, tzinfo=dt.UTC)
+            scheduled_execution_time=dt.datetime(2026, 1, 5, 2, tzinfo=dt.UTC),
+            repository_def=defs.get_repository_def(),  # resolves the partitioned request
         )
     )
     assert len(tick.run_requests) == 1

@@ -225,7 +225,8 @@ def test_the_daily_schedule_runs_yesterdays_partition():
     schedule = defs.get_repository_def().get_schedule_def("daily_refresh_job_schedule")
     tick = schedule.evaluate_tick(
         dg.build_schedule_context(
-            scheduled_execution_time=dt.datetime(2026, 1, 5, 2, tzinfo=dt.UTC)
+            scheduled_execution_time=dt.datetime(2026, 1, 5, 2, tzinfo=dt.UTC),
+            repository_def=defs.get_repository_def(),  # resolves the partitioned request
         )
     )
     (request,) = tick.run_requests

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.defs.automation.partitions import watch_log_days
+from orchestration.console import LOGGER_CONFIG
 
 # The main job materializes every asset that exists; later stages join it by being defined.
 main_job = dg.define_asset_job(
@@ -16,6 +16,7 @@ main_job = dg.define_asset_job(
     selection=dg.AssetSelection.all(),
     description="Everything, end to end, on the configured source (simulator by default).",
     executor_def=dg.in_process_executor,
+    config=LOGGER_CONFIG,
 )
 
 TRAINING_GROUPS = ("pretrain", "reward", "posttrain")
@@ -25,9 +26,10 @@ daily_refresh_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups(*TRAINING_GROUPS),
     description="Ingest new watch logs, rebuild the warehouse, run the gates, refresh features.",
     executor_def=dg.in_process_executor,
-    # By watch-log day (raw_watch_logs and marts/fct_reward_events); runs without a partition
-    # (the landing sensor's, `make run`) ingest the whole source and refresh every changed date.
-    partitions_def=watch_log_days,
+    config=LOGGER_CONFIG,
+    # Partitioned by watch-log day, as inferred from its partitioned assets (raw_watch_logs,
+    # marts/fct_reward_events: `watch_log_days`); runs without a partition (the landing sensor's,
+    # `make run`) ingest the whole source and refresh every changed date.
 )
 
 weekly_retraining_job = dg.define_asset_job(
@@ -35,6 +37,7 @@ weekly_retraining_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(*TRAINING_GROUPS),
     description="Pretrain, reward model, advantages, A-SFT and baselines, evaluation.",
     executor_def=dg.in_process_executor,
+    config=LOGGER_CONFIG,
 )
 
 JOBS = [main_job, daily_refresh_job, weekly_retraining_job]
