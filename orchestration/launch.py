@@ -33,9 +33,13 @@ UI_ADDRESS = "http://127.0.0.1:3000"
 
 
 def job_named(name: str) -> dg.JobDefinition:
-    """The job `name` of the code location (the reconstructor `execute_job` calls)."""
-    from orchestration.definitions import defs
+    """The job `name` of the code locations: the main one, else the robustness study's (the
+    reconstructor `execute_job` calls)."""
+    from orchestration.definitions import defs, robustness_defs
 
+    for location in (defs, robustness_defs):
+        if any(job.name == name for job in location.jobs or ()):
+            return location.resolve_job_def(name)
     return defs.resolve_job_def(name)
 
 

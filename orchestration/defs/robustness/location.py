@@ -6,8 +6,7 @@ therefore built here, not at module level (the main location's package scan find
 assets only), and lives in `defs` below with its own job; orchestration/definitions.py exposes
 it as `robustness_defs`:
 
-    dagster job execute -m orchestration.definitions -a robustness_defs \
-        -j robustness_job -c configs/robustness.yaml
+    python -m orchestration.launch --job robustness_job -c configs/robustness.yaml
 
 It reads what the main job built (the pretrained policy, the warehouse, the Feast store) from
 the same data directory; those assets are external here, named by key.
