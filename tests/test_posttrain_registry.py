@@ -7,6 +7,7 @@ import dataclasses
 import subprocess
 import sys
 import typing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,7 +139,10 @@ def test_weighted_nll_masks_what_seen_scope_says():
 
 
 def test_the_champion_ships_the_whole_training_package():
-    from training.posttrain.champion import TRAINING_PACKAGE
+    from training.models.pyfunc import CODE_PATHS
 
-    assert TRAINING_PACKAGE.name == "training"
-    assert (TRAINING_PACKAGE / "models").is_dir() and (TRAINING_PACKAGE / "posttrain").is_dir()
+    shipped = {Path(p).name: Path(p) for p in CODE_PATHS}
+    assert {"training", "common"} <= set(shipped)
+    assert (shipped["training"] / "models").is_dir() and (
+        shipped["training"] / "posttrain"
+    ).is_dir()
