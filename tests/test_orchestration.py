@@ -74,13 +74,13 @@ def test_definitions_load_with_every_stage_and_dbt_tests_as_checks():
     ).parent_keys
     assert dg.AssetKey("raw_watch_logs") in parents
     assert len(list(repo.asset_graph.asset_check_keys)) >= 50
-    assert defs.get_job_def("main_job") is not None
+    assert defs.resolve_job_def("main_job") is not None
 
 
 @pytest.fixture(scope="module")
 def first_run():
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.get_job_def("main_job").execute_in_process(
+        result = defs.resolve_job_def("main_job").execute_in_process(
             run_config=run_config(seed=1), instance=instance
         )
         yield result
@@ -202,7 +202,7 @@ def test_a_new_dataset_rebuilds_the_warehouse_instead_of_appending(first_run):
     """Incremental models grow by day; a different raw dataset must not leave the old one behind."""
     assert first_run.success
     with dg.DagsterInstance.ephemeral() as instance:
-        second = defs.get_job_def("main_job").execute_in_process(
+        second = defs.resolve_job_def("main_job").execute_in_process(
             run_config=run_config(seed=2, n_events=1200), instance=instance
         )
     assert second.success

@@ -61,7 +61,7 @@ def root():
     config = {"ops": {"raw_watch_logs": {"config": TINY},
                       "pretrained_policy": {"config": {"epochs": 2, "patience": 1}}}}  # fmt: skip
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.get_job_def("main_job").execute_in_process(
+        result = defs.resolve_job_def("main_job").execute_in_process(
             run_config=config, instance=instance, asset_selection=list(keys.resolve(graph))
         )
     assert result.success

@@ -47,7 +47,7 @@ def materialize(instance: dg.DagsterInstance, keys: set[str]) -> dg.ExecuteInPro
             "config": {"members": 2, "judge_members": 2, "epochs": 2, "feast_check_rows": 200}
         },
     }
-    return defs.get_job_def("main_job").execute_in_process(
+    return defs.resolve_job_def("main_job").execute_in_process(
         run_config={"ops": {op: c for op, c in config.items() if op in keys}},
         instance=instance,
         asset_selection=[dg.AssetKey.from_user_string(k) for k in sorted(keys)],

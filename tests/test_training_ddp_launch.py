@@ -92,7 +92,7 @@ def test_asset_with_two_ddp_processes_matches_one_process(root):
         }
     }
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.get_job_def("main_job").execute_in_process(
+        result = defs.resolve_job_def("main_job").execute_in_process(
             run_config=run_config, instance=instance,
             asset_selection=[dg.AssetKey("pretrained_policy")],
         )  # fmt: skip

@@ -64,7 +64,7 @@ def _run(root: Path, source: str, selection: dg.AssetSelection | None = None, **
                 k: v for k, v in run_config["ops"].items() if not k.startswith("pretrained")
             }
     with dg.DagsterInstance.ephemeral() as instance:
-        return defs.get_job_def("main_job").execute_in_process(
+        return defs.resolve_job_def("main_job").execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False, asset_selection=keys
         )
 

@@ -30,7 +30,7 @@ def gated_run(tmp_path_factory):
     os.environ["ASFT_DATA_DIR"] = str(root)
     keys = [dg.AssetKey("raw_watch_logs"), dg.AssetKey("data_quality_report")]
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.get_job_def("main_job").execute_in_process(
+        result = defs.resolve_job_def("main_job").execute_in_process(
             run_config={"ops": {"raw_watch_logs": {"config": TINY}}},
             instance=instance,
             asset_selection=keys,
