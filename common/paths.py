@@ -50,10 +50,6 @@ def pretrained_policy_dir(root: Path | None = None) -> Path:
     return layout(root).pretrained_policy
 
 
-def champion_dir(root: Path | None = None) -> Path:
-    return layout(root).champion
-
-
 def reports_dir(root: Path | None = None) -> Path:
     path = layout(root).reports
     path.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 import torch
 
@@ -43,11 +42,13 @@ from training.reward.features import day_stamps, fetch_feature_tables
 from training.reward.model import RewardEnsemble, save_reward_ensemble
 from training.reward.settings import RewardSettings
 from training.reward.train import (
+    JUDGE_HALF,
+    TRAINER_HALF,
+    dense_user_halves,
     predict,
     split_targets,
     train_ensemble,
     train_targets,
-    user_half,
 )
 
 EXPERIMENT = "reward"
@@ -129,13 +130,13 @@ def _run(
     if len(test) == 0:
         raise ValueError("the temporal test split has no rewarded event to evaluate on")
 
-    # Train: the trainer's ensemble on half 0 of the users, the judge's on half 1.
-    half_of = np.concatenate([[-1], user_half(vocab.users.ids)])  # dense user id -> half
+    # Train: the trainer's ensemble on one half of the users, the judge's on the other.
+    half_of = dense_user_halves(vocab)
     models: dict[str, RewardEnsemble] = {}
     fits: dict[str, dict[str, Any]] = {}
     for name, h, members, seed in (
-        ("trainer", 0, settings.members, settings.seed),
-        ("judge", 1, settings.judge_members, settings.seed + 1),
+        ("trainer", TRAINER_HALF, settings.members, settings.seed),
+        ("judge", JUDGE_HALF, settings.judge_members, settings.seed + 1),
     ):
         models[name], fits[name] = train_ensemble(
             name,
@@ -162,8 +163,8 @@ def _run(
     # Save: both ensembles, the test predictions, the calibration.
     model_dir, judge_dir = layout.reward_model, layout.reward_judge
     common_meta = {"dataset": dataset, "features_days": len(tables.stamps), "protocol": PROTOCOL}
-    save_reward_ensemble(models["trainer"], model_dir, {**common_meta, "users_half": 0})
-    save_reward_ensemble(models["judge"], judge_dir, {**common_meta, "users_half": 1})
+    save_reward_ensemble(models["trainer"], model_dir, {**common_meta, "users_half": TRAINER_HALF})
+    save_reward_ensemble(models["judge"], judge_dir, {**common_meta, "users_half": JUDGE_HALF})
     predictions_path = layout.reward_test_predictions
     predictions_path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(predictions_table(data, test, preds, base, truth), predictions_path)

@@ -69,11 +69,19 @@ class Targets:
         )
 
 
+TRAINER_HALF, JUDGE_HALF = 0, 1  # the users each ensemble learns from (`user_half`)
+
+
 def user_half(user_ids: list[str]) -> np.ndarray:
     """0 or 1 per user id, from a hash that is stable across runs, machines and row orders: the
-    trainer's ensemble learns from half 0, the judge's from half 1."""
+    trainer's ensemble learns from half TRAINER_HALF, the judge's from half JUDGE_HALF."""
     values = np.asarray(user_ids, dtype=object)
     return (pd.util.hash_array(values, categorize=False) % 2).astype(np.int8)
+
+
+def dense_user_halves(vocab: Vocab) -> np.ndarray:
+    """[n_users + 1] the half of every dense user id of `vocab` (-1 for padding, id 0)."""
+    return np.concatenate([[-1], user_half(vocab.users.ids)])
 
 
 def _targets(data: SequenceData, h: torch.Tensor, idx: np.ndarray) -> Targets:

@@ -23,11 +23,11 @@ from training.posttrain.settings import AdvantagesSettings
 from training.posttrain.study import policy_model, train_policies
 from training.reward.features import FeatureTables
 from training.reward.model import RewardEnsemble
-from training.reward.train import Targets, predict, train_ensemble
+from training.reward.train import JUDGE_HALF, TRAINER_HALF, Targets, predict, train_ensemble
 from training.robustness.corruption import corrupt_rewards
 from training.robustness.rewardstats import with_rewards
 from training.robustness.settings import RobustnessSettings
-from training.robustness.world import JUDGE_HALF, TRAINER_HALF, EncodedEvents, StudyWorld
+from training.robustness.world import EncodedEvents, StudyWorld
 
 Log = Callable[[str], None]
 PRETRAINED = "pretrained"

@@ -23,12 +23,18 @@ from training.models import SequenceEncoder
 from training.posttrain.inputs import PosttrainInputs, load_posttrain_inputs
 from training.pretrain.loop import pretrain
 from training.reward.features import FeatureTables, day_stamps, fetch_feature_tables
-from training.reward.train import Targets, split_targets, train_targets, user_half
+from training.reward.train import (
+    JUDGE_HALF,
+    Targets,
+    dense_user_halves,
+    split_targets,
+    train_targets,
+    user_half,
+)
 from training.robustness.corruption import habit_events
 from training.robustness.settings import RobustnessSettings
 
 Log = Callable[[str], None]
-TRAINER_HALF, JUDGE_HALF = 0, 1  # training/reward/stage.py: the trainer learns from half 0
 
 
 @dataclass
@@ -122,7 +128,7 @@ def load_world(root: Path, s: RobustnessSettings, log: Log = print) -> StudyWorl
     ts = data.events.timestamps
     tables, _ = fetch_feature_tables(vocab, day_stamps(float(ts.min()), float(ts.max())), root,
                                      s.feast_check_rows, s.seed)  # fmt: skip
-    halves = np.concatenate([[-1], user_half(vocab.users.ids)])
+    halves = dense_user_halves(vocab)
     popularity = tables.item_feature("item_popularity_7d", data.events.items, ts)
     habit = habit_events(autoplay_flags(root, data), popularity, s.trending_share)
     seconds["load"] = time.perf_counter() - t0
