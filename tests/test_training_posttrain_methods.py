@@ -21,6 +21,9 @@ from training.posttrain.advantages import (
     FIELDS,
     compute_advantages,
     read_advantages,
+    scored_windows,
+    states_per_call,
+    with_scored_windows,
     write_advantages,
 )
 from training.posttrain.batch import training_batch
@@ -197,6 +200,40 @@ def test_advantages_are_zero_sum_per_state_and_match_the_formula():
     full = compute_advantages(policy, rm, data, replace(ADV32, top_k=data.n_items), log=QUIET)
     assert np.allclose(full.v, exact[0.0].v, equal_nan=True)
     assert not np.allclose(top.v, exact[0.0].v, equal_nan=True)
+    # The top-k path scores candidates only (score_items): over every title it is the exact
+    # path, the lower confidence bound included.
+    full_lcb = compute_advantages(
+        policy, rm, data, replace(ADV32, lcb=1.0, top_k=data.n_items), log=QUIET
+    )
+    for name in ("v", "advantage", "r_hat_std"):
+        np.testing.assert_allclose(
+            getattr(full_lcb, name), getattr(exact[1.0], name), atol=1e-5, equal_nan=True
+        )
+    # A score budget smaller than one window's catalogue row: one window per call, same values.
+    one = compute_advantages(policy, rm, data, replace(ADV32, max_scores_per_call=1), log=QUIET)
+    np.testing.assert_allclose(one.advantage, exact[0.0].advantage, atol=1e-5, equal_nan=True)
+    assert states_per_call(replace(ADV32, max_scores_per_call=1), data.max_len, data.n_items) == 1
+    assert states_per_call(ADV32, data.max_len, data.n_items) == ADV32.batch_size
+
+
+def test_max_windows_scores_a_seeded_sample_and_post_training_draws_from_it():
+    data = tiny_data()
+    policy, rm = tiny_policy(data), reward_model(data)
+    every = compute_advantages(policy, rm, data, ADV32, log=QUIET)
+    assert with_scored_windows(data, every) is data  # all windows scored: the data unchanged
+    n = len(data.windows)
+    some = compute_advantages(policy, rm, data, replace(ADV32, max_windows=3), log=QUIET)
+    picked = scored_windows(n, 3)
+    assert len(picked) == 3 and np.array_equal(picked, scored_windows(n, 3))  # seeded
+    pool = with_scored_windows(data, some)
+    assert np.array_equal(pool.windows.starts, data.windows.starts[picked])
+    assert np.array_equal(pool.windows.ends, data.windows.ends[picked])
+    for s, e in zip(pool.windows.starts, pool.windows.ends, strict=True):  # same values as all
+        np.testing.assert_allclose(some.advantage[s + 1 : e], every.advantage[s + 1 : e], atol=1e-6)
+    assert np.isnan(some.advantage).sum() > np.isnan(every.advantage).sum()
+    assert pool.test is data.test and pool.valid is data.valid  # evaluation untouched
+    with pytest.raises(ValueError, match="max_windows must be >= 1"):
+        AdvantagesSettings(max_windows=0)
 
 
 @pytest.mark.parametrize("with_event_ids", [False, True])

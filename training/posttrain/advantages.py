@@ -1,6 +1,7 @@
 """Advantages of the logged actions: A = r_hat(s, a) - V(s), V(s) = E_{a ~ pi_ref(.|s)} r_hat(s, a).
 
-For every training target (the next event after each position of each training window) the
+For every training target (the next event after each position of each training window; of at most
+`max_windows` windows, sampled once, seeded, where there are more) the
 reward-model ensemble scores the whole catalogue, and the pretrained policy gives pi_ref(.|s) =
 softmax over the catalogue of cos(h_s, e_a) / temperature (the scoring of pretraining and
 evaluation; padding excluded). r_hat of the logged action and V(s) come from the same row, so the
@@ -10,7 +11,10 @@ windows and positions; no Python loop touches an event.
 
 Options: `lcb` > 0 uses the ensemble's lower confidence bound r_hat = mean - lcb * std (for the
 logged action and inside V alike); `top_k` restricts V's expectation to the policy's top-k items,
-renormalised (an approximation for large catalogues; the zero-sum check still holds).
+renormalised (an approximation for large catalogues; the zero-sum check still holds): the reward
+model then scores those k titles only, so its cost per target no longer grows with the catalogue
+(the policy's softmax still spans it). `max_scores_per_call` bounds the [B, L, titles] tensors:
+on a large catalogue fewer windows go per call, so memory stays flat.
 `device` (settings.device): where the policy and the ensemble score, in float32 (V(s) is a sum
 over the catalogue); the results come back to the CPU and the models where they were.
 """
@@ -18,7 +22,7 @@ over the catalogue); the results come back to the CPU and the models where they 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from training.core.data import PAD, SequenceData
+from training.core.data import PAD, SequenceData, Split
 from training.core.device import on_device, resolve_device, to_device
 from training.core.scoring import catalogue_logits
 from training.models import SequenceEncoder
@@ -77,6 +81,32 @@ def compute_advantages(
         return _advantages(policy, reward_model, data, settings, temperature, log, dev)
 
 
+def scored_windows(n: int, max_windows: int | None) -> np.ndarray:
+    """The training windows whose targets get advantages, ascending: every one, or a seeded
+    sample of `max_windows` (the same sample on every run of the same data)."""
+    if max_windows is None or n <= max_windows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, max_windows, replace=False))
+
+
+def with_scored_windows(data: SequenceData, adv: EventAdvantages) -> SequenceData:
+    """`data` with only the training windows that have advantages (post-training's pool when
+    `max_windows` sampled them); `data` itself when every window has them."""
+    scored = np.concatenate([[0], np.cumsum(~np.isnan(adv.advantage))])
+    has = scored[data.windows.ends] > scored[data.windows.starts + 1]  # a target in [s + 1, e)
+    if has.all():
+        return data
+    return replace(data, windows=Split(data.windows.starts[has], data.windows.ends[has]))
+
+
+def states_per_call(settings: AdvantagesSettings, max_len: int, n_items: int) -> int:
+    """Windows per call: `batch_size`, fewer where a [B, L, titles] score tensor would exceed
+    `max_scores_per_call` (so memory stays flat as the catalogue grows). With `top_k` the
+    catalogue-wide tensors are the policy's logits only, bounded the same way."""
+    fit = settings.max_scores_per_call // (max_len * (n_items + 1))
+    return max(1, min(settings.batch_size, fit))
+
+
 def _advantages(
     policy: SequenceEncoder,
     reward_model: CatalogueRewardModel,
@@ -86,45 +116,27 @@ def _advantages(
     log: Callable[[str], None],
     dev: torch.device,
 ) -> EventAdvantages:
-    lcb, top_k, batch_size = settings.lcb, settings.top_k, settings.batch_size
+    lcb, top_k = settings.lcb, settings.top_k
     _check_catalogues(policy, reward_model, data)
     if top_k is not None and not 0 < top_k <= data.n_items:
         raise ValueError(f"top_k must be in 1..{data.n_items}, got {top_k}")
     out = {name: np.full(len(data.events.items), np.nan) for name in FIELDS}
     was_training = policy.training
     policy.eval()
-    n = len(data.windows)
+    windows = scored_windows(len(data.windows), settings.max_windows)
+    n = len(windows)
+    batch_size = states_per_call(settings, data.max_len, data.n_items)
     n_batches = -(-n // batch_size)
     for i, start in enumerate(range(0, n, batch_size)):
-        b = to_device(training_batch(data, np.arange(start, min(start + batch_size, n))), dev)
-        tgt = b["target_ids"][..., None]
-        if lcb:  # the catalogue-wide std is needed: the members' K scores are held
-            scores = score_rewards(reward_model, b)  # [K, B, L, n_items + 1]
-            logged = scores.gather(-1, tgt.expand(len(scores), -1, -1, -1))
-            mean, std = ensemble_mean_std(scores)
-            r = mean.sub_(std.mul_(lcb))
-            del scores
-        else:  # the members' mean directly, and the logged action's K scores apart
-            x = (b["item_ids"], b["timestamps"], b["user_ids"], b["decision_ts"])
-            r = reward_model.score_catalogue_mean(*x)
-            logged = reward_model.score_items(*x, tgt)
-        mean_a, std_a = ensemble_mean_std(logged)  # the logged action's: always kept
-        r[..., PAD] = 0.0  # the padding column is meaningless (and has probability 0)
+        b = to_device(training_batch(data, windows[start : start + batch_size]), dev)
         h = policy(b["item_ids"], b["timestamps"], b["decision_ts"])
         # float32 throughout: the [B, L, N] passes are memory-bound, and float64 doubled their
         # cost; V's error stays ~1e-6 (vecdot reduces pairwise), far below any advantage.
         pi = torch.softmax(catalogue_logits(h, policy.item_embeddings(), temperature), dim=-1)
-        if top_k is not None:
-            top, idx = pi.topk(top_k, dim=-1)
-            pi = torch.zeros_like(pi).scatter_(-1, idx, top / top.sum(-1, keepdim=True))
-        v = torch.linalg.vecdot(pi, r)
-        fields = {
-            "r_hat_mean": mean_a[..., 0],
-            "r_hat_std": std_a[..., 0],
-            "v": v,
-            "advantage": r.gather(-1, tgt)[..., 0] - v,
-            "state_weighted_advantage": torch.linalg.vecdot(pi, r.sub_(v[..., None])),
-        }
+        if top_k is None:
+            fields = _over_catalogue(reward_model, b, pi, lcb)
+        else:
+            fields = _over_top_k(reward_model, b, pi, lcb, top_k)
         mask, where = b["target_ids"] != PAD, b["target_index"]
         for name, value in fields.items():
             out[name][where[mask.cpu().numpy()]] = value[mask].cpu().numpy()
@@ -132,6 +144,56 @@ def _advantages(
             log(f"advantages: {min(start + batch_size, n)}/{n} windows")
     policy.train(was_training)
     return EventAdvantages(**out)
+
+
+def _over_catalogue(
+    reward_model: CatalogueRewardModel, b: dict, pi: torch.Tensor, lcb: float
+) -> dict[str, torch.Tensor]:
+    """V(s) = sum over every title of pi(a|s) r_hat(s, a): the reward model scores the catalogue."""
+    tgt = b["target_ids"][..., None]
+    if lcb:  # the catalogue-wide std is needed: the members' K scores are held
+        scores = score_rewards(reward_model, b)  # [K, B, L, n_items + 1]
+        logged = scores.gather(-1, tgt.expand(len(scores), -1, -1, -1))
+        mean, std = ensemble_mean_std(scores)
+        r = mean.sub_(std.mul_(lcb))
+        del scores
+    else:  # the members' mean directly, and the logged action's K scores apart
+        x = (b["item_ids"], b["timestamps"], b["user_ids"], b["decision_ts"])
+        r = reward_model.score_catalogue_mean(*x)
+        logged = reward_model.score_items(*x, tgt)
+    mean_a, std_a = ensemble_mean_std(logged)  # the logged action's: always kept
+    r[..., PAD] = 0.0  # the padding column is meaningless (and has probability 0)
+    v = torch.linalg.vecdot(pi, r)
+    return {
+        "r_hat_mean": mean_a[..., 0],
+        "r_hat_std": std_a[..., 0],
+        "v": v,
+        "advantage": r.gather(-1, tgt)[..., 0] - v,
+        "state_weighted_advantage": torch.linalg.vecdot(pi, r.sub_(v[..., None])),
+    }
+
+
+def _over_top_k(
+    reward_model: CatalogueRewardModel, b: dict, pi: torch.Tensor, lcb: float, top_k: int
+) -> dict[str, torch.Tensor]:
+    """V(s) over the policy's top_k titles, pi renormalised on them: the reward model scores
+    those k titles and the logged one only (`score_items`), so its cost per target does not
+    grow with the catalogue."""
+    tgt = b["target_ids"][..., None]
+    x = (b["item_ids"], b["timestamps"], b["user_ids"], b["decision_ts"])
+    top, idx = pi.topk(top_k, dim=-1)
+    pi_k = top / top.sum(-1, keepdim=True)
+    mean, std = ensemble_mean_std(reward_model.score_items(*x, idx))  # [B, L, k]
+    r = mean.sub_(std.mul_(lcb))
+    mean_a, std_a = ensemble_mean_std(reward_model.score_items(*x, tgt))
+    v = torch.linalg.vecdot(pi_k, r)
+    return {
+        "r_hat_mean": mean_a[..., 0],
+        "r_hat_std": std_a[..., 0],
+        "v": v,
+        "advantage": mean_a[..., 0] - lcb * std_a[..., 0] - v,
+        "state_weighted_advantage": torch.linalg.vecdot(pi_k, r.sub_(v[..., None])),
+    }
 
 
 def _event_keys(data: SequenceData) -> pa.Table:

@@ -21,6 +21,18 @@ class AdvantagesSettings:
         None, "V(s) over the policy's top_k titles (large catalogues); None = every title"
     )
     batch_size: int = setting(256, "states per reward-model call: fewer per-day catalogue passes")
+    max_windows: int | None = setting(
+        20_000,
+        "training windows scored, sampled once (seed 0) where there are more; post-training "
+        "draws every method's batches from these, so the study's cost and this stage's stay "
+        "flat as the log grows (the default study draws 19,200: 3 seeds x 100 steps x 64; the "
+        "default world has 18,904, all kept); None: every window",
+    )
+    max_scores_per_call: int = setting(
+        48_000_000,
+        "most [windows x positions x titles] scores per call (~190 MB each in float32): on a "
+        "large catalogue fewer windows go per call (the default world's 3.5k titles keep 256)",
+    )
     device: DeviceName = setting(
         "auto", "where the policy and the reward ensemble score: auto = CUDA when a GPU is "
         "visible, else CPU; cuda fails without one",
@@ -29,6 +41,10 @@ class AdvantagesSettings:
     def __post_init__(self) -> None:
         check_choices(self)
         check_device(self.device, "AdvantagesSettings.device")
+        for name in ("batch_size", "max_scores_per_call", "max_windows", "top_k"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"AdvantagesSettings.{name} must be >= 1, got {value}")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from common.tables import finite_metrics
 from common.tracking import start_run
 from training.core.stats import mean_ci
 from training.models import SequenceEncoder
-from training.posttrain.advantages import EventAdvantages
+from training.posttrain.advantages import EventAdvantages, with_scored_windows
 from training.posttrain.evaluator import METRICS, Evaluator
 from training.posttrain.finetune import finetune
 from training.posttrain.inputs import PosttrainInputs
@@ -53,14 +53,17 @@ def train_policies(
     reward_model: CatalogueRewardModel | None = None,
     log: Log = print,
 ) -> list[TrainedPolicy]:
-    """Fine-tune the pretrained policy for every (method, beta, seed). Reads no oracle."""
+    """Fine-tune the pretrained policy for every (method, beta, seed). Reads no oracle. Where
+    the advantages cover a sample of the training windows (AdvantagesSettings.max_windows),
+    every method draws its batches from that sample."""
+    data = inputs.data if advantages is None else with_scored_windows(inputs.data, advantages)
     out = []
     for method, beta in settings.configurations():
         for seed in settings.seeds:
             t0 = time.perf_counter()
             model = finetune(
                 inputs.policy,
-                inputs.data,
+                data,
                 settings.run_config(method, beta, seed, inputs.temperature),
                 advantages=advantages if REGISTRY[method].needs_advantages else None,
                 reward_model=reward_model,

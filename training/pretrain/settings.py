@@ -28,7 +28,9 @@ class PretrainSettings:
         "small", "model shape: the small CPU model or the published HSTU-large"
     )
     splits: tuple[Literal["temporal", "leave_one_out"], ...] = setting(
-        ("temporal", "leave_one_out"), "evaluation splits, each trained and tabulated"
+        ("temporal",),
+        "evaluation splits, each trained and tabulated; the policy's alone by default (only it "
+        "goes downstream), add leave_one_out for the comparison table (configs/ml-100k.yaml)",
     )
     policy_split: Literal["temporal", "leave_one_out"] = setting(
         "temporal", "the policy's split (post-training evaluates on the future-dated one)"

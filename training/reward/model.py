@@ -32,6 +32,8 @@ from training.core.device import state_on_cpu
 from training.models import SequenceEncoder
 from training.reward.features import FeatureTables, normalise_features
 
+# Most gathered candidate factors (floats) held at once by `score_items` (~200 MB).
+CANDIDATE_CHUNK = 50_000_000
 MODEL_FILE = "reward.pt"
 FEATURES_FILE = "features.npz"
 VOCAB_FILE = "vocab.json"
@@ -186,6 +188,27 @@ class RewardEnsemble(nn.Module):
         return self._squash(z)
 
     # -- the contract -----------------------------------------------------------------------------
+    def _state_factors(
+        self,
+        item_ids: torch.Tensor,
+        timestamps: torch.Tensor,
+        user_ids: torch.Tensor,
+        decision_ts: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The states' augmented factors [K, B*L, m+2] and each position's day row [B*L]:
+        [g * scale, g_bias + member bias, 1] . [f, 1, f_bias] = the logit of `_pair_logit`, so
+        the dot, both tower biases and the member bias are one product with `catalogue_factors`."""
+        B, L = item_ids.shape
+        h = self.encode(item_ids, timestamps, decision_ts).reshape(B * L, -1)
+        day = self.day_index(decision_ts.reshape(-1))
+        users = user_ids[:, None].expand(B, L).reshape(-1)
+        g = self.state_out(h, self._user_tab[day, users])  # [K, BL, m+1]
+        ones = torch.ones_like(g[..., -1:])
+        g_aug = torch.cat(
+            [g[..., :-1] * self.dot_scale, g[..., -1:] + self.bias[:, None, None], ones], dim=-1
+        )
+        return g_aug, day
+
     def _catalogue_logits_by_day(
         self,
         item_ids: torch.Tensor,
@@ -194,18 +217,8 @@ class RewardEnsemble(nn.Module):
         decision_ts: torch.Tensor,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(rows, z) per distinct decision day: rows [n] of the flattened B*L positions and the
-        members' logits z [K, n, N+1] of every catalogue item after them. One bmm per day: the
-        dot, both tower biases and the member bias are folded into augmented factors."""
-        B, L = item_ids.shape
-        h = self.encode(item_ids, timestamps, decision_ts).reshape(B * L, -1)
-        day = self.day_index(decision_ts.reshape(-1))
-        users = user_ids[:, None].expand(B, L).reshape(-1)
-        g = self.state_out(h, self._user_tab[day, users])  # [K, BL, m+1]
-        ones = torch.ones_like(g[..., -1:])
-        # [g * scale, g_bias + member bias, 1] . [f, 1, f_bias] = the logit of `_pair_logit`.
-        g_aug = torch.cat(
-            [g[..., :-1] * self.dot_scale, g[..., -1:] + self.bias[:, None, None], ones], dim=-1
-        )
+        members' logits z [K, n, N+1] of every catalogue item after them, one bmm per day."""
+        g_aug, day = self._state_factors(item_ids, timestamps, user_ids, decision_ts)
         for d in torch.unique(day).tolist():
             rows = torch.nonzero(day == d).squeeze(1)
             yield rows, torch.bmm(g_aug[:, rows], self.catalogue_factors(d).transpose(1, 2))
@@ -282,17 +295,23 @@ class RewardEnsemble(nn.Module):
         decision_ts: torch.Tensor,
         candidates: torch.Tensor,
     ) -> torch.Tensor:
-        """[K, B, L, C] rewards of `candidates` [B, L, C] (dense item ids) after each position."""
+        """[K, B, L, C] rewards of `candidates` [B, L, C] (dense item ids) after each position.
+        The state tower runs once per position and the item tower once per title and day (the
+        cached `catalogue_factors`); each candidate costs one (m+2)-wide dot per member, so C
+        candidates cost C/N of scoring the catalogue. Rows go in chunks of at most
+        `CANDIDATE_CHUNK` gathered factors, so memory does not grow with B * L * C."""
         B, L, C = candidates.shape
-        h = (
-            self.encode(item_ids, timestamps, decision_ts)[:, :, None]
-            .expand(B, L, C, -1)
-            .reshape(B * L * C, -1)
-        )
-        users = user_ids[:, None, None].expand(B, L, C).reshape(-1)
-        ts = decision_ts[:, :, None].expand(B, L, C).reshape(-1).cpu().numpy()
-        r = self.score_pairs(h, users, candidates.reshape(-1), ts)
-        return r.reshape(self.n_members, B, L, C)
+        g_aug, day = self._state_factors(item_ids, timestamps, user_ids, decision_ts)
+        cands = candidates.reshape(B * L, C).to(g_aug.device)
+        out = torch.empty(self.n_members, B * L, C, device=g_aug.device)
+        step = max(1, CANDIDATE_CHUNK // (self.n_members * C * g_aug.shape[-1]))
+        for d in torch.unique(day).tolist():
+            factors = self.catalogue_factors(d)  # [K, N+1, m+2]
+            day_rows = torch.nonzero(day == d).squeeze(1)
+            for rows in day_rows.split(step):
+                f = factors[:, cands[rows]]  # [K, n, C, m+2]
+                out[:, rows] = torch.matmul(f, g_aug[:, rows, :, None])[..., 0]
+        return out.sigmoid_().mul_(4.0).add_(1.0).reshape(self.n_members, B, L, C)
 
 
 # ---- persistence --------------------------------------------------------------------------------
