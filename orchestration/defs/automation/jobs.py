@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import dagster as dg
 
+from common.memory import release_memory
 from orchestration.console import LOGGER_CONFIG
+
+
+@dg.success_hook(name="release_memory")
+def release_memory_hook(context: dg.HookContext) -> None:
+    """After every step: the jobs run their steps in one process, so memory a step freed goes
+    back to the system before the next one starts (common/memory.py)."""
+    release_memory()
+
+
+# Every job's steps share one process (in_process_executor) and release memory between steps.
+HOOKS = {release_memory_hook}
 
 # The main job materializes every asset that exists; later stages join it by being defined.
 main_job = dg.define_asset_job(
@@ -16,6 +28,7 @@ main_job = dg.define_asset_job(
     selection=dg.AssetSelection.all(),
     description="Everything, end to end, on the configured source (simulator by default).",
     executor_def=dg.in_process_executor,
+    hooks=HOOKS,
     config=LOGGER_CONFIG,
 )
 
@@ -26,6 +39,7 @@ daily_refresh_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups(*TRAINING_GROUPS),
     description="Ingest new watch logs, rebuild the warehouse, run the gates, refresh features.",
     executor_def=dg.in_process_executor,
+    hooks=HOOKS,
     config=LOGGER_CONFIG,
     # Partitioned by watch-log day, as inferred from its partitioned assets (raw_watch_logs,
     # marts/fct_reward_events: `watch_log_days`); runs without a partition (the landing sensor's,
@@ -37,6 +51,7 @@ weekly_retraining_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(*TRAINING_GROUPS),
     description="Pretrain, reward model, advantages, A-SFT and baselines, evaluation.",
     executor_def=dg.in_process_executor,
+    hooks=HOOKS,
     config=LOGGER_CONFIG,
 )
 
