@@ -84,6 +84,18 @@ def test_moving_average_of_the_weights_is_what_is_validated_and_kept(tmp_path):
         assert same(best, last["ema"])
 
 
+def test_the_reported_valid_metrics_are_the_best_weights_evaluated(tmp_path):
+    """The final report takes valid from the epoch that chose the weights: a fresh evaluation of
+    the kept weights gives the same figures, and so does a run finished from its checkpoint."""
+    d, quiet = data(), lambda s: None
+    cfg = replace(TCFG, epochs=3, patience=3)
+    result = pretrain(d, MCFG, cfg, tmp_path, log=quiet)
+    assert result.best_epoch >= 1
+    assert result.metrics["valid"] == evaluate(result.model, d, "valid")
+    resumed = pretrain(d, MCFG, cfg, tmp_path, log=quiet)  # finished: only the final report
+    assert resumed.metrics == result.metrics
+
+
 def test_load_checkpoint_round_trip(tmp_path):
     d = data()
     result = pretrain(d, MCFG, TCFG.__class__(**{**TCFG.to_dict(), "epochs": 2}), tmp_path,

@@ -45,6 +45,14 @@ class RunState:
     train_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def recorded_valid(self) -> dict[str, float] | None:
+        """The best weights' validation metrics as the epoch that chose them recorded them (the
+        same weights, data and evaluation), so the final report need not evaluate valid again;
+        None where no epoch recorded them (none improved, or not the main rank)."""
+        row = next((r for r in self.history if r.get("epoch") == self.best_epoch), {})
+        valid = {k.removeprefix("valid_"): v for k, v in row.items() if k.startswith("valid_")}
+        return valid or None
+
 
 def clone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}

@@ -346,7 +346,7 @@ def _finish(
     model.eval()
     bs = cfg.eval_batch_size
     metrics = {
-        "valid": evaluate(model, data, "valid", batch_size=bs),
+        "valid": st.recorded_valid() or evaluate(model, data, "valid", batch_size=bs),
         "test": evaluate(model, data, "test", batch_size=bs),
         "popularity_valid": evaluate_popularity(data, "valid", batch_size=bs),
         "popularity_test": evaluate_popularity(data, "test", batch_size=bs),
