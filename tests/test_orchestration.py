@@ -22,7 +22,10 @@ def run_config(**overrides) -> dict:
     return {
         "ops": {
             "raw_watch_logs": {"config": {**TINY, **overrides}},
-            "pretrained_policy": {"config": {"epochs": 2, "patience": 1}},
+            # Both splits: the report's comparison table (the default trains the policy's only).
+            "pretrained_policy": {
+                "config": {"epochs": 2, "patience": 1, "splits": ["temporal", "leave_one_out"]}
+            },
             "reward_model": {
                 "config": {"members": 2, "judge_members": 2, "epochs": 2, "feast_check_rows": 200}
             },
