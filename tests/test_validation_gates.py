@@ -74,6 +74,27 @@ def test_every_stage_has_a_suite_with_thresholds_from_the_config():
     assert limits["future_event_ts"] == T.future_tolerance_hours
 
 
+def test_a_gate_leaves_no_frame_in_gx_after_it_ran(world):
+    """GX's execution engine caches each asset's last batch for the cached context's lifetime:
+    the gate empties it, or every event table's frame would stay resident through a run."""
+    import gc
+
+    from validation.context import DATASOURCE, get_context
+
+    events: pa.Table = world["events"]
+    for update_docs in (False, True):  # the validation definition, and the checkpoint
+        gate = _run_gate("raw_watch_logs", events, root=world["root"], update_docs=update_docs,
+                         catalogue=set(events["item_id"].to_pylist()))  # fmt: skip
+        assert gate.success
+        source = get_context(world["root"]).data_sources.get(DATASOURCE)
+        manager = source.get_execution_engine().batch_manager
+        assert manager.batch_data_cache == {} and manager.batch_cache == {}
+        frame = gate.frame
+        del gate
+        gc.collect()
+        assert [type(r).__name__ for r in gc.get_referrers(frame) if r is not locals()] == []
+
+
 def test_raw_gate_passes_good_logs_and_names_each_bad_row(world):
     events: pa.Table = world["events"]
     catalogue = set(events["item_id"].to_pylist())
