@@ -153,7 +153,7 @@ def per_stage(steps, samples) -> dict[str, dict[str, float]]:
     return stages
 
 
-def run_size(label: str, work: Path, keep: bool) -> dict:
+def run_size(label: str, work: Path, keep: bool, job: str = "main_job") -> dict:
     events = events_of(label)
     data = work / label / "data"
     shutil.rmtree(work / label, ignore_errors=True)
@@ -167,7 +167,7 @@ def run_size(label: str, work: Path, keep: bool) -> dict:
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DAGSTER_DISABLE_TELEMETRY": "true",
     }
-    command = [sys.executable, "-m", "orchestration.launch", "--job", "main_job",
+    command = [sys.executable, "-m", "orchestration.launch", "--job", job,
                "--config", str(config)]  # fmt: skip
     load_before, started = uptime(), time.time()
     with open(work / label / "console.log", "w") as console:
@@ -182,6 +182,7 @@ def run_size(label: str, work: Path, keep: bool) -> dict:
     steps = step_intervals(data / "dagster_home")
     result = {
         "size": label,
+        "job": job,
         "world": world(events),
         "exit_code": code,
         "wall_s": wall,
@@ -298,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=OUT, help="the results file (merged by size)")
     parser.add_argument("--figure", type=Path, default=FIGURE, help="the log-log plot")
+    parser.add_argument(
+        "--job", default="main_job", help="the job (daily_refresh_job: the data stages alone)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep each size's data directory")
     parser.add_argument("--report", action="store_true", help="only print the table and plot")
     args = parser.parse_args(argv)
@@ -305,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report:
         for label in args.sizes.split(","):
             print(f"scaling: {label} events, {world(events_of(label))} ({uptime()})", flush=True)
-            results[label] = run_size(label, args.work, args.keep)
+            results[label] = run_size(label, args.work, args.keep, args.job)
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2) + "\n")
             r = results[label]
