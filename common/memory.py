@@ -2,8 +2,7 @@
 
 The main job runs its steps one after another in one process (the in-process executor), so
 what a step frees but the allocators keep (glibc's heap after large numpy/pandas frees, Arrow's
-pool) would otherwise count against every later step. Measured on the 1M-event raw gate: RSS
-893 MB after the gate's frames were freed, 655 MB after this (docs/results.md, cost at scale).
+pool) would otherwise count against every later step (measured in docs/results.md, cost at scale).
 """
 
 from __future__ import annotations

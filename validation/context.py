@@ -138,7 +138,7 @@ def run_checkpoint(
 def release_batches(definition: gx.ValidationDefinition) -> None:
     """Drop the frames GX's execution engine keeps after a validation: its batch cache holds the
     last validated frame of every asset for as long as the (cached) context lives, so each event
-    table's gate kept about 400 MB per 1M rows through every later step of a run."""
+    table's frame stayed resident through every later step of a run (docs/results.md)."""
     manager = definition.data.data_asset.datasource.get_execution_engine().batch_manager
     manager.reset_batch_cache()  # the Batch objects
     manager.batch_data_cache.clear()  # the frames themselves (reset_batch_cache keeps them)

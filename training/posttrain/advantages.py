@@ -161,16 +161,8 @@ def _over_catalogue(
         x = (b["item_ids"], b["timestamps"], b["user_ids"], b["decision_ts"])
         r = reward_model.score_catalogue_mean(*x)
         logged = reward_model.score_items(*x, tgt)
-    mean_a, std_a = ensemble_mean_std(logged)  # the logged action's: always kept
     r[..., PAD] = 0.0  # the padding column is meaningless (and has probability 0)
-    v = torch.linalg.vecdot(pi, r)
-    return {
-        "r_hat_mean": mean_a[..., 0],
-        "r_hat_std": std_a[..., 0],
-        "v": v,
-        "advantage": r.gather(-1, tgt)[..., 0] - v,
-        "state_weighted_advantage": torch.linalg.vecdot(pi, r.sub_(v[..., None])),
-    }
+    return _fields(*ensemble_mean_std(logged), r.gather(-1, tgt)[..., 0], pi, r)
 
 
 def _over_top_k(
@@ -186,13 +178,25 @@ def _over_top_k(
     mean, std = ensemble_mean_std(reward_model.score_items(*x, idx))  # [B, L, k]
     r = mean.sub_(std.mul_(lcb))
     mean_a, std_a = ensemble_mean_std(reward_model.score_items(*x, tgt))
-    v = torch.linalg.vecdot(pi_k, r)
+    return _fields(mean_a, std_a, mean_a[..., 0] - lcb * std_a[..., 0], pi_k, r)
+
+
+def _fields(
+    mean_a: torch.Tensor,
+    std_a: torch.Tensor,
+    r_logged: torch.Tensor,
+    pi: torch.Tensor,
+    r: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """A batch's output fields from the logged action's ensemble mean and std [B, L, 1], its
+    r_hat [B, L], and pi and r_hat over the titles V(s) spans [B, L, N] (`r` is overwritten)."""
+    v = torch.linalg.vecdot(pi, r)
     return {
         "r_hat_mean": mean_a[..., 0],
         "r_hat_std": std_a[..., 0],
         "v": v,
-        "advantage": mean_a[..., 0] - lcb * std_a[..., 0] - v,
-        "state_weighted_advantage": torch.linalg.vecdot(pi_k, r.sub_(v[..., None])),
+        "advantage": r_logged - v,
+        "state_weighted_advantage": torch.linalg.vecdot(pi, r.sub_(v[..., None])),
     }
 
 
