@@ -24,6 +24,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig  # noq
 
 from common.paths import data_dir, layout  # noqa: E402
 from validation.offline_docs import localize_site  # noqa: E402
+from validation.views import STRING_STORAGE  # noqa: E402
 
 DATASOURCE = "frames"
 BATCH_DEFINITION = "whole_frame"
@@ -126,11 +127,14 @@ def run_checkpoint(
     checkpoint = checkpoint_for(stage, suite, root)
     batch = {"dataframe": frame}
     definition = checkpoint.validation_definitions[0]
+    # GX's type rules compare a column's dtype with `pd.StringDtype()`, whose storage is this
+    # option: the views' Arrow-backed strings are the "StringDtype" the suites name.
     try:
-        if update_docs:
-            result = checkpoint.run(batch_parameters=batch)
-            return next(iter(result.run_results.values()))
-        return definition.run(batch_parameters=batch, result_format=RESULT_FORMAT)
+        with pd.option_context("mode.string_storage", STRING_STORAGE):
+            if update_docs:
+                result = checkpoint.run(batch_parameters=batch)
+                return next(iter(result.run_results.values()))
+            return definition.run(batch_parameters=batch, result_format=RESULT_FORMAT)
     finally:
         release_batches(definition)
 
