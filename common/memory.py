@@ -12,6 +12,13 @@ import ctypes.util
 import gc
 from functools import cache
 
+import psutil
+
+# A full collection walks every live object: once Dagster, dbt, torch and GX are imported that is
+# a pause comparable to a small step, after every step. Below this resident size a step has left
+# nothing worth it; the allocator trims (sub-millisecond) run always.
+COLLECT_ABOVE_MB = 1024
+
 
 @cache
 def _libc() -> ctypes.CDLL | None:
@@ -23,10 +30,12 @@ def _libc() -> ctypes.CDLL | None:
     return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
-def release_memory() -> None:
-    """Collect garbage, release Arrow's unused pool memory and trim the C heap (glibc only;
-    elsewhere the first two)."""
-    gc.collect()
+def release_memory(collect_above_mb: float = COLLECT_ABOVE_MB) -> bool:
+    """Collect garbage (when the process holds at least `collect_above_mb`), release Arrow's
+    unused pool memory and trim the C heap (glibc only). Returns whether it collected."""
+    collect = psutil.Process().memory_info().rss >= collect_above_mb * 2**20
+    if collect:
+        gc.collect()
     try:
         import pyarrow as pa
 
@@ -36,3 +45,4 @@ def release_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+    return collect

@@ -12,6 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 try:
@@ -93,6 +94,25 @@ def test_a_gate_leaves_no_frame_in_gx_after_it_ran(world):
         del gate
         gc.collect()
         assert [type(r).__name__ for r in gc.get_referrers(frame) if r is not locals()] == []
+
+
+def test_gated_frames_hold_no_python_object_per_row_and_the_type_rule_still_holds(world):
+    """Strings stay in Arrow memory and dates are datetime64 (a 10M-row frame of Python objects
+    takes several GB); the raw contract's string type is that storage, and only it."""
+    from validation.views import STRING, raw_view, staged_events_view
+
+    events: pa.Table = world["events"]
+    staged = events.append_column("event_date", pc.cast(events["event_ts"], pa.date32()))
+    for frame in (raw_view(events, T), staged_events_view(staged, T)):
+        assert not [c for c in frame.columns if frame[c].dtype == object]
+        assert frame["event_id"].dtype == STRING
+    assert staged_events_view(staged, T)["event_date_matches_ts"].all()
+    assert run_gate("raw_watch_logs", events, root=world["root"]).success
+    as_large = events.set_column(0, "event_id", pc.cast(events["event_id"], pa.large_string()))
+    assert run_gate("raw_watch_logs", as_large, root=world["root"]).success
+    as_ints = events.set_column(0, "event_id", pa.array(range(events.num_rows), pa.int64()))
+    gate = run_gate("raw_watch_logs", as_ints, root=world["root"])
+    assert "wrong_type_event_id" in _failed(gate)
 
 
 def test_raw_gate_passes_good_logs_and_names_each_bad_row(world):

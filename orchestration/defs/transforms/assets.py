@@ -17,7 +17,9 @@ and the main job's tests run without one.
 
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -98,6 +100,25 @@ def record_built_from(models: Iterable[dg.AssetKey]) -> None:
     )
 
 
+def keep_partial_parse(target_path: Path) -> None:
+    """Make this invocation's parse the one the next invocation starts from.
+
+    dagster-dbt seeds each invocation's fresh target directory with the project's
+    `target/partial_parse.msgpack` (written by `make prepare`). dbt throws it away when the
+    profile differs, and the DuckDB path (so the data directory) is part of the profile, then
+    parses the whole project again. Keeping the newest parse lets a job's later dbt steps skip
+    that; dbt still checks every file's hash, so a parse from elsewhere costs only the full
+    parse it would have done anyway. Replaced atomically: concurrent runs read a whole file.
+    """
+    parsed = target_path / "partial_parse.msgpack"
+    if not parsed.exists():
+        return
+    shared = dbt_project.project_dir / "target" / "partial_parse.msgpack"
+    staging = shared.with_name(f"{shared.name}.{os.getpid()}.tmp")
+    shutil.copyfile(parsed, staging)
+    os.replace(staging, shared)
+
+
 def _dbt_build(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -140,6 +161,7 @@ def _dbt_build(
             yield event
     if invocation.is_successful():
         record_built_from(models)
+        keep_partial_parse(Path(invocation.target_path))
     else:
         raise dg.Failure(
             description="dbt build failed: see the failed models and checks above "
