@@ -9,15 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 from functools import cache
-
-import psutil
-
-# A full collection walks every live object: once Dagster, dbt, torch and GX are imported that is
-# a pause comparable to a small step, after every step. Below this resident size a step has left
-# nothing worth it; the allocator trims (sub-millisecond) run always.
-COLLECT_ABOVE_MB = 1024
 
 
 @cache
@@ -30,12 +22,13 @@ def _libc() -> ctypes.CDLL | None:
     return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
-def release_memory(collect_above_mb: float = COLLECT_ABOVE_MB) -> bool:
-    """Collect garbage (when the process holds at least `collect_above_mb`), release Arrow's
-    unused pool memory and trim the C heap (glibc only). Returns whether it collected."""
-    collect = psutil.Process().memory_info().rss >= collect_above_mb * 2**20
-    if collect:
-        gc.collect()
+def release_memory() -> None:
+    """Release Arrow's unused pool memory and trim the C heap (glibc only).
+
+    No forced garbage collection: it walks every live object (a pause after every step once
+    Dagster, dbt, torch and GX are imported) and freed nothing measurable after a gate
+    (docs/results.md); Python's own generational collector still runs.
+    """
     try:
         import pyarrow as pa
 
@@ -45,4 +38,3 @@ def release_memory(collect_above_mb: float = COLLECT_ABOVE_MB) -> bool:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
-    return collect
