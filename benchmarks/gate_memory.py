@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.process_stats import peak_rss_mb, rss_now_mb, uptime
+from benchmarks.scaling import world
 from benchmarks.side_by_side import alternate, round_ratios, save
 
 OUT = Path(__file__).resolve().parent / "results" / "gate_memory.json"
 CONTENDERS = ("python_strings", "arrow_strings")
-USERS_PER_EVENT = 6_000 / 1_000_000
 
 
 def run(contender: str, events: int) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def run(contender: str, events: int) -> dict[str, Any]:
     if contender == "python_strings":
         python = pd.StringDtype("python")
         views._NULLABLE.update({pa.string(): python, pa.large_string(): python})
-    table = synthetic_events(events, max(1, round(events * USERS_PER_EVENT)))
+    table = synthetic_events(events, max(1, world(events)["n_users"]))
     with tempfile.TemporaryDirectory() as root:
         Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) restarts from now
         before, started = rss_now_mb(), time.perf_counter()

@@ -26,8 +26,8 @@ from watchlogs.schema import RAW_WATCH_LOG_SCHEMA
 RANKING_METRICS = ("ndcg@", "hr@", "recall@", "precision@", "mrr", "map@")
 POPULARITY = "popularity"
 
-# Strings stay in Arrow memory: Python string objects take about three times the bytes, and a
-# 10M-event table is validated as one frame. The suites' "StringDtype" means this storage
+# Strings stay in Arrow memory, not one Python object per row: a 10M-event table is validated as
+# one frame (docs/results.md, the gate benchmark). The suites' "StringDtype" means this storage
 # (validation.context runs every validation with it as pandas' string storage).
 STRING_STORAGE = "pyarrow"
 STRING = pd.StringDtype(STRING_STORAGE)
