@@ -56,8 +56,12 @@ sysdeps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
+# Two pytest-xdist workers, each given whole test modules (`--dist loadfile`: a module's fixtures
+# are built once), in collection order (`--no-loadscope-reorder`), where tests/conftest.py puts
+# the slowest modules first. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: install prepare sysdeps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

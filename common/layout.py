@@ -36,6 +36,12 @@ class DataLayout:
         return self.root / "warehouse.duckdb"
 
     @property
+    def dbt_parse(self) -> Path:
+        """dbt's parse of the project for this data directory (partial_parse.msgpack), from the
+        last successful dbt step; each dbt step starts from it (a partial parse)."""
+        return self.root / "dbt" / "partial_parse.msgpack"
+
+    @property
     def warehouse_built_from(self) -> Path:
         """Which raw partitions the warehouse was last built from (incremental dbt)."""
         return self.root / "warehouse.built_from.json"

@@ -20,3 +20,29 @@ def pytest_sessionstart(session) -> None:
     from orchestration.prepare import prepare
 
     prepare()
+
+
+# The slowest modules (most build a Dagster world of their own), slowest first by their time in
+# the suite. `make test` runs two pytest-xdist workers, a module to a worker (`--dist loadfile`,
+# so module fixtures are built once), handing modules out in this collection order
+# (`--no-loadscope-reorder`): the long ones start first so the workers finish together. A module
+# missing here only runs later; the order changes no result.
+SLOW_FIRST = (
+    "test_validation_corrupt_inputs.py",
+    "test_ui.py",
+    "test_orchestration.py",
+    "test_orchestration_partitions.py",
+    "test_serving_pipeline.py",
+    "test_robustness_study.py",
+    "test_training_ddp_launch.py",
+    "test_dbt_transforms.py",
+    "test_validation_gates.py",
+    "test_posttrain_registry.py",
+    "test_serving_model.py",
+    "test_orchestration_import.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))

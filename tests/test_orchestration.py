@@ -1,20 +1,35 @@
-"""Dagster definitions load, and the main job materializes the data assets in-process on tiny data
-(real dbt, DuckDB and Dagster; no mocks)."""
+"""Dagster definitions load, and the main job materializes every asset on tiny data (real dbt,
+DuckDB and Dagster; no mocks), launched as `make run` launches it: `python -m orchestration.launch`
+in a subprocess, its console quiet (one progress line per asset, no DEBUG or dbt test lines)
+while its log file and the instance keep the whole event log."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import dagster as dg
 import duckdb
 import mlflow
 import pytest
+import yaml
 
 from common.layout import DataLayout
 from common.paths import data_dir, warehouse_path
 from common.tracking import tracking_uri
 from orchestration.definitions import defs
+from orchestration.resources import dbt_project
 
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = dbt_project.project_dir / "target"  # dbt's target directories, one per invocation
 TINY = {"n_users": 40, "n_items": 120, "n_events": 1500, "n_days": 21}
 
 
@@ -80,19 +95,88 @@ def test_definitions_load_with_every_stage_and_dbt_tests_as_checks():
     assert defs.resolve_job_def("main_job") is not None
 
 
+@dataclass
+class LaunchedRun:
+    """The launcher's exit and console, and what its run left in the instance."""
+
+    done: subprocess.CompletedProcess
+    run_id: str
+    success: bool
+    materialized: list[str]  # asset keys, in materialization order
+    metadata: dict[str, dict[str, Any]]  # asset key -> its materialization's metadata
+    checks: list[dg.AssetCheckEvaluation] = field(default_factory=list)
+    kinds: Counter = field(default_factory=Counter)  # event type -> count
+
+
 @pytest.fixture(scope="module")
-def first_run():
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("main_job").execute_in_process(
-            run_config=run_config(seed=1), instance=instance
-        )
-        yield result
+def first_run(tmp_path_factory) -> LaunchedRun:
+    """`python -m orchestration.launch --job main_job --summary` on tiny data, in this session's
+    data directory and its own Dagster instance."""
+    tmp = tmp_path_factory.mktemp("launched-run")
+    config = tmp / "tiny.yaml"
+    config.write_text(yaml.safe_dump(run_config(seed=1)))
+    home = tmp / "dagster_home"
+    env = {**os.environ, "ASFT_DATA_DIR": str(data_dir()), "DAGSTER_HOME": str(home),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    command = [sys.executable, "-m", "orchestration.launch", "--job", "main_job",
+               "--config", str(config), "--summary"]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    with (
+        mock.patch.dict(os.environ, {"DAGSTER_HOME": str(home)}),  # dagster.yaml reads it
+        dg.DagsterInstance.from_config(str(home)) as instance,
+    ):
+        (run,) = instance.get_runs()
+        events = [r.dagster_event for r in instance.all_logs(run.run_id) if r.dagster_event]
+    materializations = [
+        e.event_specific_data.materialization
+        for e in events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    return LaunchedRun(
+        done=done,
+        run_id=run.run_id,
+        success=run.status == dg.DagsterRunStatus.SUCCESS,
+        materialized=[m.asset_key.to_user_string() for m in materializations],
+        metadata={m.asset_key.to_user_string(): m.metadata for m in materializations},
+        checks=[
+            e.event_specific_data for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        ],
+        kinds=Counter(e.event_type_value for e in events),
+    )
+
+
+def test_the_console_has_one_line_per_asset_and_nothing_else(first_run):
+    console = first_run.done.stdout + first_run.done.stderr
+    assert first_run.done.returncode == 0, console[-3000:]
+    lines = console.splitlines()
+    assert len(first_run.materialized) >= 20
+    for key in first_run.materialized:
+        mine = [line for line in lines if re.search(rf"\basset\s+{re.escape(key)}\s", line)]
+        assert len(mine) == 1, (key, mine)
+        assert re.search(r"\d+\.\ds", mine[0]), mine[0]  # its seconds
+    assert "DEBUG" not in console
+    assert "STEP_START" not in console and "ASSET_MATERIALIZATION" not in console
+    assert not re.search(r"\d+ of \d+ (START|PASS|OK)", console)  # dbt's per-test lines
+    assert "Warning" not in console
+    assert any(line.startswith("data ") for line in lines)  # the summary's stage blocks
+    assert len(lines) <= 150
+    assert lines[-3].startswith("main_job succeeded")
+
+
+def test_the_log_file_holds_the_full_event_log(first_run):
+    log = Path(first_run.done.stdout.splitlines()[-2].removeprefix("full event log: "))
+    assert log.is_file() and log.parent.name == "logs"
+    text = log.read_text()
+    assert " - DEBUG - " in text and "RUN_START" in text and "RUN_SUCCESS" in text
+    # each step's events, as many as the instance stored for the UI
+    for kind in ("STEP_START", "STEP_SUCCESS", "ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"):
+        assert text.count(f" - {kind} - ") == first_run.kinds[kind] > 0, kind
+    assert re.search(r"\d+ of \d+ PASS", text)  # dbt's per-test lines are here
 
 
 def test_main_job_materializes_sequences_splits_and_report(first_run):
     assert first_run.success
-    checks = first_run.get_asset_check_evaluations()
-    assert checks and all(c.passed for c in checks)
+    assert first_run.checks and all(c.passed for c in first_run.checks)
 
     with duckdb.connect(str(warehouse_path()), read_only=True) as con:
         users, min_len = con.execute(
@@ -112,22 +196,16 @@ def test_main_job_materializes_sequences_splits_and_report(first_run):
     assert report["sessions"] > TINY["n_users"]
     assert report["quarantined_rows"] == 0
 
-    materialized = {
-        m.asset_key.to_user_string(): m.metadata
-        for m in first_run.get_asset_materialization_events()
-        for m in [m.event_specific_data.materialization]
-    }
+    materialized = first_run.metadata
     assert materialized["raw_watch_logs"]["dagster/row_count"].value == TINY["n_events"]
     assert materialized["marts/user_sequences"]["dagster/row_count"].value == TINY["n_users"]
     assert "date_range" in materialized["staging/stg_watch_events"]
 
 
 def test_a_jobs_later_dbt_steps_start_from_the_parse_of_its_first(first_run):
-    from orchestration.resources import dbt_project
-
     run = first_run.run_id[:7]
     logs = {
-        step: (dbt_project.project_dir / "target").glob(f"{step}-{run}-*/dbt.log")
+        step: TARGET.glob(f"{step}-{run}-*/dbt.log")
         for step in ("warehouse_models", "warehouse_daily_models", "warehouse_models_2")
     }
     logs = {step: next(found).read_text() for step, found in logs.items()}
@@ -202,11 +280,7 @@ def test_posttrain_study_reports_and_serves_batch_recommendations(first_run):
     assert {"pretrained", "bc", "asft@beta=1"} <= set(table)
     assert {"ndcg@10", "judge_reward", "true_satisfaction", "kl"} <= set(table["asft@beta=1"])
     assert table["bc"]["runs"] == 2
-    materialized = {
-        m.asset_key.to_user_string(): m.metadata
-        for m in first_run.get_asset_materialization_events()
-        for m in [m.event_specific_data.materialization]
-    }
+    materialized = first_run.metadata
     assert materialized["advantages"]["dagster/row_count"].value > 0
     study = materialized["posttrained_policies"]
     assert "| asft@beta=1 |" in study["results"].value
@@ -236,3 +310,7 @@ def test_a_new_dataset_rebuilds_the_warehouse_instead_of_appending(first_run):
     with duckdb.connect(str(warehouse_path()), read_only=True) as con:
         rewards = con.execute("select count(*) from marts.fct_reward_events").fetchone()[0]
     assert rewards == 1200
+    # A later run on the same data directory starts from the parse its last dbt step kept.
+    assert DataLayout(data_dir()).dbt_parse.is_file()
+    log = next(TARGET.glob(f"warehouse_models-{second.run_id[:7]}-*/dbt.log")).read_text()
+    assert "Unable to do partial parsing" not in log

@@ -12,8 +12,8 @@ import torch
 
 from tests.toy import toy_sequences
 from training.core.config import ModelConfig, TrainConfig
-from training.core.data import build_dataset
-from training.core.evaluate import evaluate
+from training.core.data import build_dataset, seeded_subset
+from training.core.evaluate import evaluate, model_ranks
 from training.core.losses import negative_mask
 from training.models import SequenceEncoder
 from training.models.checkpoint import load_checkpoint
@@ -137,6 +137,27 @@ def test_length_buckets_cover_every_window_once_with_less_padding():
     assert [b.tolist() for b in bucketed] == [
         b.tolist() for b in batch_rows(d, cfg, np.random.default_rng(0))
     ]  # same seed, same batches (resume stays exact)
+
+
+def test_a_capped_validation_ranks_a_seeded_sample_exactly_as_the_whole_split_does(tmp_path):
+    """valid_max_targets: the ranks of a seeded sample of the valid targets, each equal to its
+    rank in the whole-split evaluation, the same sample every epoch; the test split stays whole."""
+    d, quiet = data(), lambda s: None
+    n = len(d.valid)
+    torch.manual_seed(0)
+    model = SequenceEncoder(d.n_items, MCFG)
+    whole = model_ranks(model, d, "valid")
+    sample = model_ranks(model, d, "valid", max_targets=n // 3)
+    picked = seeded_subset(n, n // 3)
+    assert len(sample) == n // 3 and len(set(picked)) == n // 3
+    assert torch.equal(sample, whole[picked])
+    assert torch.equal(model_ranks(model, d, "valid", max_targets=n), whole)  # cap >= split
+    cfg = replace(TCFG, epochs=2, patience=3, valid_max_targets=n // 3)
+    result = pretrain(d, MCFG, cfg, tmp_path, log=quiet)
+    assert result.metrics["valid"] == evaluate(result.model, d, "valid", max_targets=n // 3)
+    assert result.metrics["valid"] != evaluate(result.model, d, "valid")
+    assert result.metrics["test"] == evaluate(result.model, d, "test")
+    assert PretrainSettings().train_config(seed=0).valid_max_targets == 20_000
 
 
 def test_stage_settings_carry_the_tuned_options_and_refuse_a_bad_query_time():

@@ -90,6 +90,11 @@ class TrainConfig:
     )
     patience: int = setting(10, "epochs without a better validation NDCG@10 before stopping")
     eval_every: int = setting(1, "validate every N epochs")
+    valid_max_targets: int | None = setting(
+        None,
+        "validate on a seeded sample of at most this many valid targets (the same sample every "
+        "epoch), so validation's cost stays flat as the log grows; None: every valid target",
+    )
     # Far less padding when max_len is well above the typical history.
     length_buckets: int = setting(
         0,

@@ -108,6 +108,19 @@ class Split:
     def __len__(self) -> int:
         return len(self.ends)
 
+    def sample(self, at_most: int | None) -> Split:
+        """This split, or a seeded sample of `at_most` of its examples (`seeded_subset`)."""
+        rows = seeded_subset(len(self), at_most)
+        return self if len(rows) == len(self) else Split(self.starts[rows], self.ends[rows])
+
+
+def seeded_subset(n: int, at_most: int | None) -> np.ndarray:
+    """Indices 0..n-1, ascending: every one, or a seeded sample of `at_most` of them (the same
+    sample on every run)."""
+    if at_most is None or n <= at_most:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, at_most, replace=False))
+
 
 def _window(ends: np.ndarray, lo: np.ndarray, width: int) -> np.ndarray:
     """[B, width] flat indices of events [max(lo, end - width), end), right-aligned, -1 = pad."""

@@ -44,9 +44,11 @@ def _ranks(
     score: Callable[[dict], torch.Tensor],
     batch_size: int,
     device: torch.device = CPU,
+    max_targets: int | None = None,
 ) -> torch.Tensor:
-    """Ranks on the CPU, whichever `device` the batches are scored on."""
-    examples = data.eval_split(split)
+    """Ranks on the CPU, whichever `device` the batches are scored on; of every target of
+    `split`, or of a seeded sample of `max_targets` of them."""
+    examples = data.eval_split(split).sample(max_targets)
     out = []
     for rows in _batches(len(examples), batch_size):
         b = to_device(data.eval_batch(examples, rows), device)
@@ -57,7 +59,11 @@ def _ranks(
 
 @torch.no_grad()
 def model_ranks(
-    model: SequenceEncoder, data: SequenceData, split: str = "test", batch_size: int = 256
+    model: SequenceEncoder,
+    data: SequenceData,
+    split: str = "test",
+    batch_size: int = 256,
+    max_targets: int | None = None,
 ) -> torch.Tensor:
     """0-based rank of each target of `split` under the model (last hidden state vs all items),
     scored on the model's device."""
@@ -69,18 +75,25 @@ def model_ranks(
         h = model(b["item_ids"], b["timestamps"], b["decision_ts"])[:, -1]
         return unit(h) @ items.T  # core/scoring.py's cosine_scores
 
-    ranks = _ranks(data, split, score, batch_size, device_of(model))
+    ranks = _ranks(data, split, score, batch_size, device_of(model), max_targets)
     model.train(was_training)
     return ranks
 
 
 def popularity_ranks(
-    data: SequenceData, split: str = "test", batch_size: int = 256
+    data: SequenceData,
+    split: str = "test",
+    batch_size: int = 256,
+    max_targets: int | None = None,
 ) -> torch.Tensor:
     """Ranks under "most frequent in the training sequences first" (ties: lower id first)."""
     counts = torch.from_numpy(data.train_item_counts()).to(torch.float32)
     return _ranks(
-        data, split, lambda b: counts.expand(len(b["target_ids"]), -1).clone(), batch_size
+        data,
+        split,
+        lambda b: counts.expand(len(b["target_ids"]), -1).clone(),
+        batch_size,
+        max_targets=max_targets,
     )
 
 
@@ -90,12 +103,18 @@ def evaluate(
     split: str = "test",
     ks: tuple[int, ...] = KS,
     batch_size: int = 256,
+    max_targets: int | None = None,
 ) -> dict[str, float]:
-    """HR@k, NDCG@k, MRR of `model` on `split` ("valid" or "test"), seen items excluded."""
-    return ranking_metrics(model_ranks(model, data, split, batch_size), ks)
+    """HR@k, NDCG@k, MRR of `model` on `split` ("valid" or "test"), seen items excluded; on a
+    seeded sample of `max_targets` targets where the split has more."""
+    return ranking_metrics(model_ranks(model, data, split, batch_size, max_targets), ks)
 
 
 def evaluate_popularity(
-    data: SequenceData, split: str = "test", ks: tuple[int, ...] = KS, batch_size: int = 256
+    data: SequenceData,
+    split: str = "test",
+    ks: tuple[int, ...] = KS,
+    batch_size: int = 256,
+    max_targets: int | None = None,
 ) -> dict[str, float]:
-    return ranking_metrics(popularity_ranks(data, split, batch_size), ks)
+    return ranking_metrics(popularity_ranks(data, split, batch_size, max_targets), ks)

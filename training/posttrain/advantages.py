@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from training.core.data import PAD, SequenceData, Split
+from training.core.data import PAD, SequenceData, Split, seeded_subset
 from training.core.device import on_device, resolve_device, to_device
 from training.core.scoring import catalogue_logits
 from training.models import SequenceEncoder
@@ -84,9 +84,7 @@ def compute_advantages(
 def scored_windows(n: int, max_windows: int | None) -> np.ndarray:
     """The training windows whose targets get advantages, ascending: every one, or a seeded
     sample of `max_windows` (the same sample on every run of the same data)."""
-    if max_windows is None or n <= max_windows:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(0).choice(n, max_windows, replace=False))
+    return seeded_subset(n, max_windows)
 
 
 def with_scored_windows(data: SequenceData, adv: EventAdvantages) -> SequenceData:

@@ -285,7 +285,10 @@ def fit(
         if st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs:
             score = float("nan")
             if shard.main:
-                valid = evaluate(scored, data, "valid", batch_size=cfg.eval_batch_size)
+                valid = evaluate(
+                    scored, data, "valid", batch_size=cfg.eval_batch_size,
+                    max_targets=cfg.valid_max_targets,
+                )  # fmt: skip
                 row.update({f"valid_{k}": v for k, v in valid.items()})
                 score = valid["ndcg@10"] if len(data.valid) else float(st.epoch)  # no valid: latest
             if shard.world > 1:
@@ -344,11 +347,12 @@ def _finish(
     final_state = clone_state(model.state_dict())
     model.load_state_dict(best_state)
     model.eval()
-    bs = cfg.eval_batch_size
+    bs, sample = cfg.eval_batch_size, cfg.valid_max_targets  # valid: the epochs' sample
     metrics = {
-        "valid": st.recorded_valid() or evaluate(model, data, "valid", batch_size=bs),
+        "valid": st.recorded_valid()
+        or evaluate(model, data, "valid", batch_size=bs, max_targets=sample),
         "test": evaluate(model, data, "test", batch_size=bs),
-        "popularity_valid": evaluate_popularity(data, "valid", batch_size=bs),
+        "popularity_valid": evaluate_popularity(data, "valid", batch_size=bs, max_targets=sample),
         "popularity_test": evaluate_popularity(data, "test", batch_size=bs),
     }
     log(f"best epoch {st.best_epoch}: test {metrics['test']}")

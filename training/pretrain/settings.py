@@ -43,6 +43,12 @@ class PretrainSettings:
         2, "epochs without a better valid NDCG@10 before stopping (None: TrainConfig)"
     )
     max_len: int | None = setting(50, "most recent events the model sees (None: ModelConfig)")
+    valid_max_targets: int | None = setting(
+        20_000,
+        "validation (early stopping, the best epoch) on a seeded sample of at most this many "
+        "valid targets, so its cost stays flat as the log grows; the test split is always "
+        "evaluated whole (None: every valid target)",
+    )
     num_negatives: int | None = setting(
         512,
         "sampled negatives per batch, -1 = full softmax; 512 keep the default run in minutes "
@@ -96,7 +102,7 @@ class PretrainSettings:
         return replace(cfg, max_len=self.max_len) if self.max_len else cfg
 
     def train_config(self, seed: int) -> TrainConfig:
-        overrides: dict[str, Any] = {"seed": seed}
+        overrides: dict[str, Any] = {"seed": seed, "valid_max_targets": self.valid_max_targets}
         if self.epochs is not None:
             overrides["epochs"] = self.epochs
         if self.patience is not None:

@@ -18,6 +18,7 @@ and the main job's tests run without one.
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -100,23 +101,38 @@ def record_built_from(models: Iterable[dg.AssetKey]) -> None:
     )
 
 
-def keep_partial_parse(target_path: Path) -> None:
-    """Make this invocation's parse the one the next invocation starts from.
+def dbt_target_path(context: dg.AssetExecutionContext) -> Path:
+    """A fresh target directory for one dbt invocation, named as dagster-dbt names its own:
+    transforms/target/<step>-<run id, 7>-<random>."""
+    name = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    return dbt_project.project_dir / "target" / name
 
-    dagster-dbt seeds each invocation's fresh target directory with the project's
-    `target/partial_parse.msgpack` (written by `make prepare`). dbt throws it away when the
-    profile differs, and the DuckDB path (so the data directory) is part of the profile, then
-    parses the whole project again. Keeping the newest parse lets a job's later dbt steps skip
-    that; dbt still checks every file's hash, so a parse from elsewhere costs only the full
-    parse it would have done anyway. Replaced atomically: concurrent runs read a whole file.
+
+def start_from_kept_parse(kept: Path, target_path: Path) -> None:
+    """Seed this invocation's target directory with the data directory's kept parse.
+
+    dbt parses the whole project again when the profile differs from the parse's, and the
+    DuckDB path (so the data directory) is part of the profile: `make prepare`'s parse
+    (transforms/target/partial_parse.msgpack, which dagster-dbt copies in when the target has
+    none) serves only its own data directory. A parse kept per data directory serves every later
+    dbt step there, and concurrent runs on other data directories never replace it.
     """
+    if kept.exists():
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kept, target_path / "partial_parse.msgpack")
+
+
+def keep_partial_parse(target_path: Path, kept: Path) -> None:
+    """Keep this invocation's parse as the one the data directory's next dbt step starts from.
+    dbt still checks every file's hash, so a parse of changed files costs only the files'
+    parse. Replaced atomically: a concurrent reader gets a whole file."""
     parsed = target_path / "partial_parse.msgpack"
     if not parsed.exists():
         return
-    shared = dbt_project.project_dir / "target" / "partial_parse.msgpack"
-    staging = shared.with_name(f"{shared.name}.{os.getpid()}.tmp")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    staging = kept.with_name(f"{kept.name}.{os.getpid()}.tmp")
     shutil.copyfile(parsed, staging)
-    os.replace(staging, shared)
+    os.replace(staging, kept)
 
 
 def _dbt_build(
@@ -130,7 +146,11 @@ def _dbt_build(
     materialization."""
     models = context.selected_asset_keys
     full_refresh = _needs_full_refresh(models, config.full_refresh)
-    args = ["build", "--full-refresh"] if full_refresh else ["build"]
+    # dbt's unit tests check the SQL on fixed fixture rows, not the data: the test suite runs
+    # them (`dbt build` in tests/test_dbt_transforms.py), the pipeline's builds skip them, as
+    # dbt's docs advise for production.
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    args += ["--full-refresh"] if full_refresh else []
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
     context.log.info(
@@ -140,7 +160,10 @@ def _dbt_build(
     # dbt inherits this process's environment: profiles.yml and the sources read the data
     # directory from it, pinned to the absolute path the Python stages use.
     os.environ[DATA_DIR_ENV] = dbt_env()[DATA_DIR_ENV]
-    invocation = dbt.cli(args, context=context, raise_on_error=False)
+    kept = DataLayout(data_dir()).dbt_parse
+    target_path = dbt_target_path(context)
+    start_from_kept_parse(kept, target_path)
+    invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target_path)
     # Hold the events until dbt has exited: DuckDB admits one process at a time, so row counts
     # and date ranges can only be read once dbt has released the file.
     events = list(invocation.stream())
@@ -161,7 +184,7 @@ def _dbt_build(
             yield event
     if invocation.is_successful():
         record_built_from(models)
-        keep_partial_parse(Path(invocation.target_path))
+        keep_partial_parse(Path(invocation.target_path), kept)
     else:
         raise dg.Failure(
             description="dbt build failed: see the failed models and checks above "
