@@ -108,11 +108,6 @@ class Split:
     def __len__(self) -> int:
         return len(self.ends)
 
-    def sample(self, at_most: int | None) -> Split:
-        """This split, or a seeded sample of `at_most` of its examples (`seeded_subset`)."""
-        rows = seeded_subset(len(self), at_most)
-        return self if len(rows) == len(self) else Split(self.starts[rows], self.ends[rows])
-
 
 def seeded_subset(n: int, at_most: int | None) -> np.ndarray:
     """Indices 0..n-1, ascending: every one, or a seeded sample of `at_most` of them (the same

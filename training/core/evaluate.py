@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from training.core.data import PAD, SequenceData
+from training.core.data import PAD, SequenceData, seeded_subset
 from training.core.device import CPU, device_of, to_device
 from training.core.metrics import ranking_metrics, target_ranks
 from training.core.scoring import unit
@@ -33,9 +33,9 @@ def exclude_seen(
     return scores.scatter_(1, targets[:, None], target_score)
 
 
-def _batches(n: int, batch_size: int) -> Iterator[np.ndarray]:
-    for i in range(0, n, batch_size):
-        yield np.arange(i, min(i + batch_size, n))
+def _batches(rows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    for i in range(0, len(rows), batch_size):
+        yield rows[i : i + batch_size]
 
 
 def _ranks(
@@ -48,9 +48,9 @@ def _ranks(
 ) -> torch.Tensor:
     """Ranks on the CPU, whichever `device` the batches are scored on; of every target of
     `split`, or of a seeded sample of `max_targets` of them."""
-    examples = data.eval_split(split).sample(max_targets)
+    examples = data.eval_split(split)
     out = []
-    for rows in _batches(len(examples), batch_size):
+    for rows in _batches(seeded_subset(len(examples), max_targets), batch_size):
         b = to_device(data.eval_batch(examples, rows), device)
         scores = exclude_seen(score(b), b["seen_rows"], b["seen_items"], b["target_ids"])
         out.append(target_ranks(scores, b["target_ids"]).cpu())
