@@ -41,7 +41,7 @@ def world(tmp_path_factory) -> dict:
     result = simulate(SimulatorConfig.tiny())
     write_daily_partitions(result.events, root / "raw" / "watch_logs", file_stem="simulator")
     if DBT_EXECUTABLE.exists():
-        run_dbt(["build"], root, root / "dbt_work")
+        run_dbt(["build", "--exclude-resource-type", "unit_test"], root, root / "dbt_work")
     return {"root": root, "events": result.events}
 
 
