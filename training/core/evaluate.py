@@ -33,7 +33,8 @@ def exclude_seen(
     return scores.scatter_(1, targets[:, None], target_score)
 
 
-def _batches(rows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+def row_batches(rows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """`rows` in consecutive chunks of at most `batch_size`."""
     for i in range(0, len(rows), batch_size):
         yield rows[i : i + batch_size]
 
@@ -50,7 +51,7 @@ def _ranks(
     `split`, or of a seeded sample of `max_targets` of them."""
     examples = data.eval_split(split)
     out = []
-    for rows in _batches(seeded_subset(len(examples), max_targets), batch_size):
+    for rows in row_batches(seeded_subset(len(examples), max_targets), batch_size):
         b = to_device(data.eval_batch(examples, rows), device)
         scores = exclude_seen(score(b), b["seen_rows"], b["seen_items"], b["target_ids"])
         out.append(target_ranks(scores, b["target_ids"]).cpu())

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from common.layout import DataLayout
 from training.core.data import PAD, SequenceData, Split
 from training.core.device import device_of, to_device
-from training.core.evaluate import KS, evaluate
+from training.core.evaluate import KS, evaluate, row_batches
 from training.core.scoring import last_state_scores, mask_seen
 from training.models import SequenceEncoder
 from training.reward.contract import CatalogueRewardModel
@@ -45,11 +45,6 @@ def _as_split(data: SequenceData, split: SplitLike) -> Split:
 def _rows_of(data: SequenceData, split: Split) -> np.ndarray:
     """The user row (index into data.events.users) of every example of `split`."""
     return np.searchsorted(data.events.offsets, split.ends, side="right") - 1
-
-
-def _batches(n: int, size: int):
-    for lo in range(0, n, size):
-        yield np.arange(lo, min(lo + size, n))
 
 
 # ---- which examples are evaluated -----------------------------------------------------------
@@ -126,7 +121,7 @@ def policy_view(
     policy.eval()
     slates = np.zeros((len(s), k), dtype=np.int64)
     log_probs = torch.empty(len(s), data.n_items)
-    for rows in _batches(len(s), batch_size):
+    for rows in row_batches(np.arange(len(s)), batch_size):
         b = to_device(data.eval_batch(s, rows), device_of(policy))
         scores = last_state_scores(policy, b["item_ids"], b["timestamps"], b["decision_ts"])
         log_probs[rows] = F.log_softmax(scores[:, 1:] / temperature, dim=1).cpu()
@@ -175,7 +170,7 @@ def judge_state_scores(
     if judge.n_items != data.n_items:
         raise ValueError(f"judge scores {judge.n_items} items, the data has {data.n_items}")
     out = np.empty((judge.n_members, len(s), data.n_items + 1), dtype=np.float32)
-    for rows in _batches(len(s), batch_size):
+    for rows in row_batches(np.arange(len(s)), batch_size):
         x = to_device(state_inputs(data, s, rows), device_of(judge))
         r = judge.score_catalogue(x["item_ids"], x["timestamps"], x["user_ids"], x["decision_ts"])
         out[:, rows] = r[:, :, -1].float().cpu().numpy()

@@ -18,7 +18,6 @@ and the main job's tests run without one.
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -101,13 +100,6 @@ def record_built_from(models: Iterable[dg.AssetKey]) -> None:
     )
 
 
-def dbt_target_path(context: dg.AssetExecutionContext) -> Path:
-    """A fresh target directory for one dbt invocation, named as dagster-dbt names its own:
-    transforms/target/<step>-<run id, 7>-<random>."""
-    name = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
-    return dbt_project.project_dir / "target" / name
-
-
 def start_from_kept_parse(kept: Path, target_path: Path) -> None:
     """Seed this invocation's target directory with the data directory's kept parse.
 
@@ -161,7 +153,9 @@ def _dbt_build(
     # directory from it, pinned to the absolute path the Python stages use.
     os.environ[DATA_DIR_ENV] = dbt_env()[DATA_DIR_ENV]
     kept = DataLayout(data_dir()).dbt_parse
-    target_path = dbt_target_path(context)
+    # dagster-dbt's own fresh target directory (transforms/target/<step>-<run>-<random>), named
+    # here so the kept parse can be put in before dbt starts.
+    target_path = dbt_project.project_dir / dbt._get_unique_target_path(context=context)
     start_from_kept_parse(kept, target_path)
     invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target_path)
     # Hold the events until dbt has exited: DuckDB admits one process at a time, so row counts
