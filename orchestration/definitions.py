@@ -6,6 +6,11 @@ being defined there. Loading runs nothing: the dbt manifest is prepared by `make
 
 Every run logs through `orchestration.console`: a progress line per finished asset on the console
 and the full event log in a file under <data>/logs/ (the UI keeps it too).
+
+Every job runs its steps in one process (`EXECUTOR`), the UI's "Materialize" runs included: the
+steps run one after another anyway (each trains or scans on every core, and the DuckDB writers
+share one slot), and Dagster's default multiprocess executor would start a process per step,
+each importing the code location (about 10 s) before its work.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import dagster as dg
 
 import orchestration.defs as stages
 from orchestration.console import LOGGERS
-from orchestration.defs.automation.jobs import JOBS
+from orchestration.defs.automation.jobs import EXECUTOR, JOBS
 from orchestration.defs.automation.schedules import SCHEDULES
 from orchestration.defs.automation.sensors import SENSORS
 from orchestration.defs.robustness.location import defs as robustness_defs  # noqa: F401 (-a)
@@ -28,4 +33,5 @@ defs = dg.Definitions(
     sensors=SENSORS,
     resources=RESOURCES,
     loggers=LOGGERS,
+    executor=EXECUTOR,
 )

@@ -18,6 +18,7 @@ from dbt_helpers import run_dbt
 from common.paths import DATA_DIR_ENV, data_dir, raw_watch_logs_dir, warehouse_path
 from orchestration.definitions import defs
 from orchestration.defs.transforms.assets import record_built_from
+from orchestration.resources import dbt_project
 from watchlogs.partitioned import DayWindow, write_daily_partitions
 from watchlogs.simulator import SimulatorConfig, simulate
 from watchlogs.sources import produce_raw_watch_logs
@@ -190,6 +191,19 @@ def test_the_partitions_are_recorded_as_materialized(backfills):
         if e.asset_key == RAW
     )
     assert raw_meta["days"].value == f"{BACKFILL[0]}..{BACKFILL[1]}"
+
+
+def test_a_backfill_window_costs_dbt_no_parse(backfills):
+    """The window reaches dbt as environment variables, which dbt reads when the models run: each
+    dbt step starts from the parse the step before it kept (with `--vars`, dbt parsed the whole
+    project again in the partitioned step and again in the next)."""
+    first, second = (run["result"].run_id[:7] for run in backfills["runs"])
+    steps = ("warehouse_models", "warehouse_daily_models", "warehouse_models_2")
+    # The first run's first step has no kept parse yet: the full build was the dbt CLI's.
+    for run, step in [(first, s) for s in steps[1:]] + [(second, s) for s in steps]:
+        (log,) = (dbt_project.project_dir / "target").glob(f"{step}-{run}-*/dbt.log")
+        assert "Partial parsing enabled" in log.read_text(), (run, step)
+        assert "Unable to do partial parsing" not in log.read_text(), (run, step)
 
 
 def test_a_partitioned_write_keeps_other_days_and_producers(tmp_path: Path):

@@ -117,14 +117,16 @@ def test_score_catalogue_shapes_and_matches_per_item_scoring(world):
     out = model.score_catalogue(b["item_ids"], b["timestamps"], users, decision)
     B, L = b["item_ids"].shape
     assert out.shape == (3, B, L, data.n_items + 1)
-    assert ((out >= 1) & (out <= 5)).all()
+    real = b["item_ids"] != 0
+    assert (~real).any()  # the batch has padding positions: not scored, 0
+    assert ((out[:, real] >= 1) & (out[:, real] <= 5)).all() and (out[:, ~real] == 0).all()
     mean, spread = out.mean(0), out.std(0)
     assert mean.shape == spread.shape == (B, L, data.n_items + 1)
     assert spread.max() > 0  # members start from different seeds
     cands = torch.randint(1, data.n_items + 1, (B, L, 5))
     per_item = model.score_items(b["item_ids"], b["timestamps"], users, decision, cands)
     gathered = out.gather(3, cands[None].expand(3, -1, -1, -1))
-    torch.testing.assert_close(per_item, gathered, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(per_item[:, real], gathered[:, real], rtol=1e-5, atol=1e-5)
 
 
 def test_catalogue_mean_and_the_advantages_fast_path_equal_the_k_member_scores(world):

@@ -127,16 +127,19 @@ def test_graphql_shows_the_asset_graph_checks_and_schedules(dagster_dev):
     }
 
 
-def _failure_messages(dev: DagsterDev, run_id: str) -> list[str]:
-    events = dev.gql(
+def _events(dev: DagsterDev, run_id: str) -> list[dict]:
+    return dev.gql(
         """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
                __typename ... on MessageEvent { message }
                ... on ExecutionStepFailureEvent { error { message } }
                ... on RunFailureEvent { error { message } } } } } }""",
         {"id": run_id},
     )["logsForRun"]["events"]
-    return [e.get("error", {}).get("message") or e.get("message") for e in events
-            if "Failure" in e["__typename"]]  # fmt: skip
+
+
+def _failure_messages(dev: DagsterDev, run_id: str) -> list[str]:
+    return [e.get("error", {}).get("message") or e.get("message")
+            for e in _events(dev, run_id) if "Failure" in e["__typename"]]  # fmt: skip
 
 
 def test_graphql_launches_a_materialization_that_succeeds(dagster_dev):
@@ -164,6 +167,10 @@ def test_graphql_launches_a_materialization_that_succeeds(dagster_dev):
             break
         time.sleep(2)
     assert status == "SUCCESS", _failure_messages(dagster_dev, run_id)
+    # The UI's materializations run their steps in the run's own process, not a process each.
+    messages = [e.get("message") or "" for e in _events(dagster_dev, run_id)]
+    assert any(m.startswith("Executing steps in process") for m in messages), messages
+    assert not any("multiprocess" in m for m in messages)
     mat = dagster_dev.gql(
         """{ assetOrError(assetKey: {path: ["raw_watch_logs"]}) { ... on Asset {
                assetMaterializations(limit: 1) { runId } } } }"""

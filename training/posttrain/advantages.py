@@ -127,17 +127,19 @@ def _advantages(
     n_batches = -(-n // batch_size)
     for i, start in enumerate(range(0, n, batch_size)):
         b = to_device(training_batch(data, windows[start : start + batch_size]), dev)
-        h = policy(b["item_ids"], b["timestamps"], b["decision_ts"])
-        # float32 throughout: the [B, L, N] passes are memory-bound, and float64 doubled their
-        # cost; V's error stays ~1e-6 (vecdot reduces pairwise), far below any advantage.
+        # The [targets, N] passes run over the targets only, not the windows' padding.
+        mask = b["target_ids"] != PAD
+        h = policy(b["item_ids"], b["timestamps"], b["decision_ts"])[mask]
+        # float32 throughout: the [targets, N] passes are memory-bound, and float64 doubled
+        # their cost; V's error stays ~1e-6 (vecdot reduces pairwise), far below any advantage.
         pi = torch.softmax(catalogue_logits(h, policy.item_embeddings(), temperature), dim=-1)
         if top_k is None:
-            fields = _over_catalogue(reward_model, b, pi, lcb)
+            fields = _over_catalogue(reward_model, b, mask, pi, lcb)
         else:
-            fields = _over_top_k(reward_model, b, pi, lcb, top_k)
-        mask, where = b["target_ids"] != PAD, b["target_index"]
+            fields = _over_top_k(reward_model, b, mask, pi, lcb, top_k)
+        where = b["target_index"][mask.cpu().numpy()]
         for name, value in fields.items():
-            out[name][where[mask.cpu().numpy()]] = value[mask].cpu().numpy()
+            out[name][where] = value.cpu().numpy()
         if (i + 1) % max(1, n_batches // 10) == 0 or i + 1 == n_batches:
             log(f"advantages: {min(start + batch_size, n)}/{n} windows")
     policy.train(was_training)
@@ -145,37 +147,45 @@ def _advantages(
 
 
 def _over_catalogue(
-    reward_model: CatalogueRewardModel, b: dict, pi: torch.Tensor, lcb: float
+    reward_model: CatalogueRewardModel, b: dict, mask: torch.Tensor, pi: torch.Tensor, lcb: float
 ) -> dict[str, torch.Tensor]:
-    """V(s) = sum over every title of pi(a|s) r_hat(s, a): the reward model scores the catalogue."""
-    tgt = b["target_ids"][..., None]
+    """V(s) = sum over every title of pi(a|s) r_hat(s, a): the reward model scores the catalogue.
+    `mask` [B, L] marks the targets; pi [T, N] is theirs."""
+    tgt = b["target_ids"][mask][:, None]  # [T, 1]
     if lcb:  # the catalogue-wide std is needed: the members' K scores are held
-        scores = score_rewards(reward_model, b)  # [K, B, L, n_items + 1]
-        logged = scores.gather(-1, tgt.expand(len(scores), -1, -1, -1))
+        scores = score_rewards(reward_model, b)[:, mask]  # [K, T, n_items + 1]
+        logged = scores.gather(-1, tgt.expand(len(scores), -1, -1))
         mean, std = ensemble_mean_std(scores)
         r = mean.sub_(std.mul_(lcb))
         del scores
     else:  # the members' mean directly, and the logged action's K scores apart
         x = (b["item_ids"], b["timestamps"], b["user_ids"], b["decision_ts"])
-        r = reward_model.score_catalogue_mean(*x)
-        logged = reward_model.score_items(*x, tgt)
+        r = reward_model.score_catalogue_mean(*x)[mask]
+        logged = reward_model.score_items(*x, b["target_ids"][..., None])[:, mask]
     r[..., PAD] = 0.0  # the padding column is meaningless (and has probability 0)
     return _fields(*ensemble_mean_std(logged), r.gather(-1, tgt)[..., 0], pi, r)
 
 
 def _over_top_k(
-    reward_model: CatalogueRewardModel, b: dict, pi: torch.Tensor, lcb: float, top_k: int
+    reward_model: CatalogueRewardModel,
+    b: dict,
+    mask: torch.Tensor,
+    pi: torch.Tensor,
+    lcb: float,
+    top_k: int,
 ) -> dict[str, torch.Tensor]:
     """V(s) over the policy's top_k titles, pi renormalised on them: the reward model scores
     those k titles and the logged one only (`score_items`), so its cost per target does not
-    grow with the catalogue."""
-    tgt = b["target_ids"][..., None]
+    grow with the catalogue. `mask` and pi as in `_over_catalogue`."""
     x = (b["item_ids"], b["timestamps"], b["user_ids"], b["decision_ts"])
     top, idx = pi.topk(top_k, dim=-1)
     pi_k = top / top.sum(-1, keepdim=True)
-    mean, std = ensemble_mean_std(reward_model.score_items(*x, idx))  # [B, L, k]
+    candidates = torch.zeros(*mask.shape, top_k, dtype=idx.dtype, device=idx.device)
+    candidates[mask] = idx  # padding positions ask for title 0, and are dropped
+    mean, std = ensemble_mean_std(reward_model.score_items(*x, candidates)[:, mask])  # [T, k]
     r = mean.sub_(std.mul_(lcb))
-    mean_a, std_a = ensemble_mean_std(reward_model.score_items(*x, tgt))
+    logged = reward_model.score_items(*x, b["target_ids"][..., None])[:, mask]
+    mean_a, std_a = ensemble_mean_std(logged)
     return _fields(mean_a, std_a, mean_a[..., 0] - lcb * std_a[..., 0], pi_k, r)
 
 
@@ -186,8 +196,8 @@ def _fields(
     pi: torch.Tensor,
     r: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """A batch's output fields from the logged action's ensemble mean and std [B, L, 1], its
-    r_hat [B, L], and pi and r_hat over the titles V(s) spans [B, L, N] (`r` is overwritten)."""
+    """A batch's output fields from the targets' logged-action ensemble mean and std [T, 1],
+    r_hat [T], and pi and r_hat over the titles V(s) spans [T, N] (`r` is overwritten)."""
     v = torch.linalg.vecdot(pi, r)
     return {
         "r_hat_mean": mean_a[..., 0],

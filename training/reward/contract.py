@@ -31,7 +31,8 @@ class CatalogueRewardModel(Protocol):
         """[K, B, L, n_items + 1] predicted 1-5 reward of every item as the event after position t.
 
         Features are looked up point-in-time at `decision_ts` (never from later rows). Column 0
-        (padding) is meaningless; positions whose input is padding are meaningless too.
+        (padding) is meaningless; positions whose input is padding are meaningless too (the
+        ensemble does not score them: 0).
         """
         ...
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from training.core.config import ModelConfig
-from training.core.data import Vocab
+from training.core.data import PAD, Vocab
 from training.core.device import state_on_cpu
 from training.models import SequenceEncoder
 from training.reward.features import FeatureTables, normalise_features
@@ -217,10 +217,12 @@ class RewardEnsemble(nn.Module):
         decision_ts: torch.Tensor,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(rows, z) per distinct decision day: rows [n] of the flattened B*L positions and the
-        members' logits z [K, n, N+1] of every catalogue item after them, one bmm per day."""
+        members' logits z [K, n, N+1] of every catalogue item after them, one bmm per day.
+        Positions whose input is padding are left out (their scores are meaningless)."""
         g_aug, day = self._state_factors(item_ids, timestamps, user_ids, decision_ts)
-        for d in torch.unique(day).tolist():
-            rows = torch.nonzero(day == d).squeeze(1)
+        real = (item_ids.reshape(-1) != PAD).to(day.device)
+        for d in torch.unique(day[real]).tolist():
+            rows = torch.nonzero((day == d) & real).squeeze(1)
             yield rows, torch.bmm(g_aug[:, rows], self.catalogue_factors(d).transpose(1, 2))
 
     @torch.no_grad()
@@ -234,6 +236,7 @@ class RewardEnsemble(nn.Module):
         """[K, B, L, n_items + 1]: see `CatalogueRewardModel.score_catalogue`."""
         B, L = item_ids.shape
         out = torch.empty(self.n_members, B * L, self.n_items + 1, device=self.bias.device)
+        out[:, item_ids.reshape(-1) == PAD] = 0.0  # not scored
         for rows, z in self._catalogue_logits_by_day(item_ids, timestamps, user_ids, decision_ts):
             out[:, rows] = torch.sigmoid_(z).mul_(4.0).add_(1.0)  # _squash, in place
         return out.reshape(self.n_members, B, L, self.n_items + 1)
@@ -251,6 +254,7 @@ class RewardEnsemble(nn.Module):
         cheap (`CatalogueRewardModel.score_catalogue_mean`)."""
         B, L = item_ids.shape
         out = torch.empty(B * L, self.n_items + 1, device=self.bias.device)
+        out[item_ids.reshape(-1) == PAD] = 0.0  # not scored
         for rows, z in self._catalogue_logits_by_day(item_ids, timestamps, user_ids, decision_ts):
             acc = torch.sigmoid_(z[0])
             for k in range(1, self.n_members):

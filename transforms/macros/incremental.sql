@@ -49,28 +49,29 @@
 {%- endmacro %}
 
 {#
-    The partition window of a partitioned run (Dagster passes its partitions as vars event_date_from and
-    event_date_to, 'YYYY-MM-DD', both inclusive). in_partition_window(date_column) renders a condition that
-    holds for dates in the window, or `false` when the vars are null (an unpartitioned run).
+    The partition window of a partitioned run: Dagster passes its days as the environment variables
+    ASFT_EVENT_DATE_FROM and ASFT_EVENT_DATE_TO ('YYYY-MM-DD', both inclusive). in_partition_window(date_column)
+    renders a condition that holds for dates in the window, or `false` when both are unset (an unpartitioned run).
+    They are read when the model runs (inside is_incremental()), not when dbt parses the project, so a new window
+    costs no parse (vars would: dbt parses the whole project again whenever the vars change).
     The incremental models rewrite the window's dates in addition to the changed dates, so a partitioned
     run re-materializes its days even when nothing changed and still equals a full refresh.
 #}
 {% macro in_partition_window(date_column='event_date') -%}
-    {%- set first = var('event_date_from', none) -%}
-    {%- set last = var('event_date_to', none) -%}
-    {%- if first is none and last is none -%}
+    {%- set first = env_var('ASFT_EVENT_DATE_FROM', '') -%}
+    {%- set last = env_var('ASFT_EVENT_DATE_TO', '') -%}
+    {%- if not first and not last -%}
         false
     {%- else -%}
-        {%- set first, last = first | string, last | string -%}
         {%- set iso_date = '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' -%}
         {%- if not (modules.re.match(iso_date, first) and modules.re.match(iso_date, last)) -%}
             {{ exceptions.raise_compiler_error(
-                "vars event_date_from and event_date_to must both be dates 'YYYY-MM-DD' (or both null); got "
-                ~ first ~ " and " ~ last) }}
+                "ASFT_EVENT_DATE_FROM and ASFT_EVENT_DATE_TO must both be dates 'YYYY-MM-DD' (or both unset); got '"
+                ~ first ~ "' and '" ~ last ~ "'") }}
         {%- endif -%}
         {%- if first > last -%}
             {{ exceptions.raise_compiler_error(
-                "var event_date_from (" ~ first ~ ") is after event_date_to (" ~ last ~ ")") }}
+                "ASFT_EVENT_DATE_FROM (" ~ first ~ ") is after ASFT_EVENT_DATE_TO (" ~ last ~ ")") }}
         {%- endif -%}
         {{ date_column }} between cast('{{ first }}' as date) and cast('{{ last }}' as date)
     {%- endif -%}

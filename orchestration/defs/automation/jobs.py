@@ -19,7 +19,9 @@ def release_memory_hook(context: dg.HookContext) -> None:
     release_memory()
 
 
-# Every job's steps share one process (in_process_executor) and release memory between steps.
+# Every job's steps share one process and release memory between steps. The code locations
+# give EXECUTOR to every job, the implicit asset job of the UI's "Materialize" included.
+EXECUTOR = dg.in_process_executor
 HOOKS = {release_memory_hook}
 
 # The main job materializes every asset that exists; later stages join it by being defined.
@@ -27,7 +29,6 @@ main_job = dg.define_asset_job(
     "main_job",
     selection=dg.AssetSelection.all(),
     description="Everything, end to end, on the configured source (simulator by default).",
-    executor_def=dg.in_process_executor,
     hooks=HOOKS,
     config=LOGGER_CONFIG,
 )
@@ -38,7 +39,6 @@ daily_refresh_job = dg.define_asset_job(
     "daily_refresh_job",
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups(*TRAINING_GROUPS),
     description="Ingest new watch logs, rebuild the warehouse, run the gates, refresh features.",
-    executor_def=dg.in_process_executor,
     hooks=HOOKS,
     config=LOGGER_CONFIG,
     # Partitioned by watch-log day, as inferred from its partitioned assets (raw_watch_logs,
@@ -50,7 +50,6 @@ weekly_retraining_job = dg.define_asset_job(
     "weekly_retraining_job",
     selection=dg.AssetSelection.groups(*TRAINING_GROUPS),
     description="Pretrain, reward model, advantages, A-SFT and baselines, evaluation.",
-    executor_def=dg.in_process_executor,
     hooks=HOOKS,
     config=LOGGER_CONFIG,
 )

@@ -15,6 +15,8 @@ from watchlogs.partitioned import DayWindow
 from watchlogs.simulator import SimulatorConfig
 
 PARTITIONS_START_ENV = "ASFT_PARTITIONS_START"
+# The partition window as dbt reads it (transforms/macros/incremental.sql), both inclusive.
+WINDOW_ENV = ("ASFT_EVENT_DATE_FROM", "ASFT_EVENT_DATE_TO")
 
 
 def partitions_start() -> str:
@@ -36,3 +38,10 @@ def partition_days(context: dg.AssetExecutionContext) -> DayWindow | None:
         return None
     window = context.partition_time_window  # [start, end): end is the next day's midnight
     return DayWindow(window.start.date(), (window.end - dt.timedelta(days=1)).date())
+
+
+def window_env(days: DayWindow | None) -> dict[str, str | None]:
+    """WINDOW_ENV's values for a run's window: 'YYYY-MM-DD' each, or None (unset) when the run
+    has no partition."""
+    values = (days.first.isoformat(), days.last.isoformat()) if days else (None, None)
+    return dict(zip(WINDOW_ENV, values, strict=True))

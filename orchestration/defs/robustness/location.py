@@ -17,6 +17,7 @@ import dagster as dg
 from common.paths import data_dir
 from common.tracking import tracking_uri
 from orchestration.config import config_from
+from orchestration.defs.automation.jobs import EXECUTOR
 from orchestration.metadata import image
 from training.robustness.settings import RobustnessSettings
 from training.robustness.study import run_robustness_study
@@ -69,7 +70,6 @@ robustness_job = dg.define_asset_job(
     "robustness_job",
     selection=dg.AssetSelection.groups(GROUP),
     description="The reward-corruption robustness study (configs/robustness.yaml).",
-    executor_def=dg.in_process_executor,
 )
 
-defs = dg.Definitions(assets=[_study_asset()], jobs=[robustness_job])
+defs = dg.Definitions(assets=[_study_asset()], jobs=[robustness_job], executor=EXECUTOR)

@@ -2,12 +2,13 @@
 
 Two sets, as dagster-dbt documents for partitioned incremental models. The models tagged
 `daily_partitioned` (fct_reward_events: day D holds exactly day D's events) are partitioned by
-watch-log day like raw_watch_logs; a partitioned run hands its days to dbt as the vars
-event_date_from / event_date_to and the model rewrites them. Every other model is unpartitioned:
-whole-history tables, and the cumulative reward stats (day D depends on every day before it, so
-they are no daily partition; dbt keeps them incremental by changed dates). Dagster runs the
-unpartitioned set in two steps around the partitioned one (staging -> fct_reward_events ->
-sessions, splits, sequences, stats).
+watch-log day like raw_watch_logs; a partitioned run hands its days to dbt in the environment
+variables ASFT_EVENT_DATE_FROM / ASFT_EVENT_DATE_TO and the model rewrites them (dbt reads them
+when it runs the model, so unlike `--vars` a window does not make dbt parse the project again).
+Every other model is unpartitioned: whole-history tables, and the cumulative reward stats (day D
+depends on every day before it, so they are no daily partition; dbt keeps them incremental by
+changed dates). Dagster runs the unpartitioned set in two steps around the partitioned one
+(staging -> fct_reward_events -> sessions, splits, sequences, stats).
 
 Why not every incremental model: Dagster 1.13 cannot run a partitioned step that has a
 partitioned input (the stats read fct_reward_events) in a run without a partition key
@@ -19,6 +20,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,10 @@ from pydantic import Field
 from common.layout import DataLayout
 from common.paths import DATA_DIR_ENV, data_dir, warehouse_path
 from common.warehouse import connect_read_only, relation_stats
-from orchestration.defs.automation.partitions import partition_days, watch_log_days
+from orchestration.defs.automation.partitions import partition_days, watch_log_days, window_env
 from orchestration.prepare import dbt_env
 from orchestration.resources import DUCKDB_WRITER_POOL, dbt_project
+from watchlogs.partitioned import DayWindow
 from watchlogs.sources import read_fingerprint
 
 # dbt's own tag for the models partitioned by watch-log day (see the module doc).
@@ -127,11 +130,31 @@ def keep_partial_parse(target_path: Path, kept: Path) -> None:
     os.replace(staging, kept)
 
 
+@contextmanager
+def _environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """os.environ with `values` set (None: unset) for the duration, then as it was. dagster-dbt
+    starts dbt with a copy of this process's environment."""
+    saved = {name: os.environ.get(name) for name in values}
+
+    def apply(new: Mapping[str, str | None]) -> None:
+        for name, value in new.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    apply(values)
+    try:
+        yield
+    finally:
+        apply(saved)
+
+
 def _dbt_build(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     config: TransformsConfig,
-    dbt_vars: dict[str, str] | None = None,
+    window: DayWindow | None = None,
 ) -> Iterator[Any]:
     """`dbt build` of the step's models (full refresh when the raw dataset changed since they
     were built, or when requested), with row counts and date ranges added to each model's
@@ -143,11 +166,10 @@ def _dbt_build(
     # dbt's docs advise for production.
     args = ["build", "--exclude-resource-type", "unit_test"]
     args += ["--full-refresh"] if full_refresh else []
-    if dbt_vars:
-        args += ["--vars", json.dumps(dbt_vars)]
     context.log.info(
         f"dbt {' '.join(args)}"
         + (" (full refresh: dataset changed or requested)" if full_refresh else " (incremental)")
+        + (f", partition window {window.first}..{window.last}" if window else "")
     )
     # dbt inherits this process's environment: profiles.yml and the sources read the data
     # directory from it, pinned to the absolute path the Python stages use.
@@ -157,7 +179,8 @@ def _dbt_build(
     # here so the kept parse can be put in before dbt starts.
     target_path = dbt_project.project_dir / dbt._get_unique_target_path(context=context)
     start_from_kept_parse(kept, target_path)
-    invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target_path)
+    with _environment(window_env(window)):  # unset for an unpartitioned step
+        invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=target_path)
     # Hold the events until dbt has exited: DuckDB admits one process at a time, so row counts
     # and date ranges can only be read once dbt has released the file.
     events = list(invocation.stream())
@@ -218,10 +241,4 @@ def warehouse_daily_models(
 ) -> Iterator[Any]:
     """The daily-partitioned models: a partitioned run rewrites its days (and any changed date,
     so the tables always equal a full refresh); without a partition, every changed date."""
-    days = partition_days(context)
-    dbt_vars = (
-        {"event_date_from": days.first.isoformat(), "event_date_to": days.last.isoformat()}
-        if days
-        else None
-    )
-    yield from _dbt_build(context, dbt, config, dbt_vars)
+    yield from _dbt_build(context, dbt, config, partition_days(context))

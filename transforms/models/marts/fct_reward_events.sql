@@ -13,7 +13,7 @@
     One reward on the 1-5 scale per good watch event: the rating where given, else the watch-fraction
     mapping (macros/rewards.sql), else null with reward_source 'none'.
     Incremental: only the event dates whose events changed since the last run are rewritten, and with a partition
-    window (vars event_date_from / event_date_to) also every date of the window (macros/incremental.sql).
+    window (ASFT_EVENT_DATE_FROM / _TO) also every date of the window (macros/incremental.sql).
 #}
 
 with

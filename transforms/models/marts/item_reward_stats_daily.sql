@@ -13,7 +13,7 @@
     stamped at event_timestamp = the end of that UTC day (midnight of the next day). Every figure uses only
     events up to and including that day.
     Incremental: every date from the earliest date whose events changed onwards is rewritten, and with a partition
-    window (vars event_date_from / event_date_to) also every date of the window (macros/incremental.sql).
+    window (ASFT_EVENT_DATE_FROM / _TO) also every date of the window (macros/incremental.sql).
 #}
 
 with

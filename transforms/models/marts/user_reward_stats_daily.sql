@@ -14,7 +14,7 @@
     and including that day, so a feature-store lookup at time t (latest row with event_timestamp <= t) never
     sees an event at or after t.
     Incremental: every date from the earliest date whose events changed onwards is rewritten, and with a partition
-    window (vars event_date_from / event_date_to) also every date of the window (macros/incremental.sql).
+    window (ASFT_EVENT_DATE_FROM / _TO) also every date of the window (macros/incremental.sql).
 #}
 
 with
