@@ -18,6 +18,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from common.layout import DataLayout
 from common.tracking import start_run
@@ -151,6 +152,17 @@ def recommend(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*cmd, *args], env=ENV, capture_output=True, text=True, timeout=600)
 
 
+def recommend_in_process(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """The same command run by typer's test runner in this process: its exit code and output,
+    without a fresh interpreter importing Feast, torch and MLflow again (`recommend` above
+    runs the real command once)."""
+    from training.serving.cli import app  # here: importing it sets MLflow's environment
+
+    got = CliRunner().invoke(app, ["recommend", "--data-dir", str(root), *args])
+    stderr = got.stderr + (repr(got.exception) if got.exception else "")
+    return subprocess.CompletedProcess(args, got.exit_code, got.stdout, stderr)
+
+
 def test_the_recommend_command_prints_ten_titles_with_r_hat(run):
     root = run["root"]
     user, _ = sample_user(root)
@@ -174,7 +186,7 @@ def _history(root: Path, user: str) -> tuple[list[str], list[float]]:
 
 def test_an_unknown_user_exits_2_and_a_user_without_history_gets_popularity(run):
     root = run["root"]
-    got = recommend(root, "--user", "no-such-user")
+    got = recommend_in_process(root, "--user", "no-such-user")
     assert got.returncode == 2 and "unknown user" in got.stdout and "no-such-user" in got.stdout
     # A new user with statistics but no history yet (written to the online store as a feature
     # pipeline would), so the store knows the user and the policy has nothing to go on.
@@ -184,7 +196,7 @@ def test_an_unknown_user_exits_2_and_a_user_without_history_gets_popularity(run)
     }
     stats |= {c: [0] for c in USER_STATS.columns if "_n_" in c or c.startswith("user_n")}
     feature_store(root).write_to_online_store(USER_STATS.view, pd.DataFrame(stats))
-    got = recommend(root, "--user", "new-user", "--k", "5")
+    got = recommend_in_process(root, "--user", "new-user", "--k", "5")
     assert got.returncode == 0, got.stderr
     assert "popularity fallback" in got.stdout
     rows = [line.split() for line in got.stdout.splitlines() if line.split()[:1] == ["1"]]
