@@ -18,7 +18,10 @@ from browser import CHROMIUM, CHROMIUM_ARGS, SKIP_WITHOUT_CHROMIUM
 from PIL import Image
 
 from orchestration.definitions import defs
+from validation.context import build_data_docs, docs_index_path, unpublished_results
+from validation.gate import run_gate
 from validation.offline_docs import unvendored_urls
+from watchlogs.partitioned import read_watch_logs
 
 TINY = {"n_users": 20, "n_items": 50, "n_events": 400, "n_days": 7, "seed": 5}
 
@@ -58,6 +61,28 @@ def test_data_docs_are_built_after_a_gated_run_and_linked_from_the_check(gated_r
     assert quality["suites"]["raw_watch_logs"]["passed"] is True
     assert quality["suites"]["raw_watch_logs"]["expectations"] > 0
     assert quality["data_docs"] == str(index)
+
+
+def test_a_rebuild_renders_only_the_results_without_a_page(gated_run, tmp_path):
+    """A stored result never changes, so its page is rendered once: the next build publishes a
+    new validation, leaves every earlier page as it was, and the index names the new one."""
+    root = shutil.copytree(gated_run[0], tmp_path / "data")
+    site = docs_index_path(root).parent
+    before = {p: p.stat().st_mtime_ns for p in (site / "validations").rglob("*.html")}
+    assert before and unpublished_results(root) == []
+
+    events = read_watch_logs(root / "raw" / "watch_logs")
+    assert run_gate("raw_watch_logs", events, root=root, update_docs=False).success
+    (new,) = unpublished_results(root)
+    assert build_data_docs(root) == site / "index.html"
+
+    assert unpublished_results(root) == []
+    after = {p: p.stat().st_mtime_ns for p in (site / "validations").rglob("*.html")}
+    (added,) = set(after) - set(before)
+    assert added.relative_to(site / "validations").parts[:-1] == new.to_tuple()[:-1]
+    assert {p: after[p] for p in before} == before  # not rendered again
+    assert added.relative_to(site).as_posix() in (site / "index.html").read_text()
+    assert unvendored_urls(site) == set()  # the new page and the index load nothing remote
 
 
 def _screenshot(page: Path, png: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 VENDOR = Path(__file__).resolve().parent / "data_docs_vendor"
@@ -55,11 +56,12 @@ def localize_page(html: str, page: Path, site: Path) -> str:
     return _SRI.sub("", localized)
 
 
-def localize_site(site: Path) -> int:
-    """Copy the vendored assets into `site` and rewrite its pages; returns pages rewritten."""
+def localize_site(site: Path, pages: Iterable[Path] | None = None) -> int:
+    """Copy the vendored assets into `site` and rewrite its pages (those given, else all);
+    returns the number of pages rewritten."""
     shutil.copytree(VENDOR, site / SITE_VENDOR, dirs_exist_ok=True)
     rewritten = 0
-    for page in site.rglob("*.html"):
+    for page in site.rglob("*.html") if pages is None else pages:
         html = page.read_text()
         localized = localize_page(html, page, site)
         if localized != html:
