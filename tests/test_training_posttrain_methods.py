@@ -216,6 +216,28 @@ def test_advantages_are_zero_sum_per_state_and_match_the_formula():
     assert states_per_call(ADV32, data.max_len, data.n_items) == ADV32.batch_size
 
 
+def test_advantages_taken_a_few_targets_per_pass_are_the_same(monkeypatch):
+    """The catalogue path's [targets, titles] passes go `ROWS_PER_PASS` targets at a time: a
+    batch cut into many passes (the last one short) gives every figure of one pass."""
+    import training.posttrain.advantages as advantages
+
+    data = tiny_data()
+    policy, rm = tiny_policy(data), reward_model(data, noise=0.5)
+    for lcb in (0.0, 1.0):
+        settings = replace(ADV32, lcb=lcb)
+        whole = compute_advantages(policy, rm, data, settings, log=QUIET)
+        targets = int((~np.isnan(whole.advantage)).sum())
+        assert targets < advantages.ROWS_PER_PASS  # one pass per batch
+        monkeypatch.setattr(advantages, "ROWS_PER_PASS", 7)
+        assert targets % 7 and targets > 3 * 7  # several passes and a short last one
+        cut = compute_advantages(policy, rm, data, settings, log=QUIET)
+        monkeypatch.undo()
+        for name in advantages.FIELDS:
+            np.testing.assert_allclose(
+                getattr(cut, name), getattr(whole, name), rtol=0, atol=1e-6, equal_nan=True
+            )
+
+
 def test_max_windows_scores_a_seeded_sample_and_post_training_draws_from_it():
     data = tiny_data()
     policy, rm = tiny_policy(data), reward_model(data)

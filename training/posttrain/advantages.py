@@ -40,6 +40,8 @@ from training.posttrain.settings import AdvantagesSettings
 from training.reward.contract import CatalogueRewardModel
 
 FIELDS = ("r_hat_mean", "r_hat_std", "v", "advantage", "state_weighted_advantage")
+# Targets per [targets, titles] pass of the catalogue path (see `_over_catalogue`).
+ROWS_PER_PASS = 256
 
 
 @dataclass
@@ -130,13 +132,17 @@ def _advantages(
         # The [targets, N] passes run over the targets only, not the windows' padding.
         mask = b["target_ids"] != PAD
         h = policy(b["item_ids"], b["timestamps"], b["decision_ts"])[mask]
+
         # float32 throughout: the [targets, N] passes are memory-bound, and float64 doubled
         # their cost; V's error stays ~1e-6 (vecdot reduces pairwise), far below any advantage.
-        pi = torch.softmax(catalogue_logits(h, policy.item_embeddings(), temperature), dim=-1)
+        def pi_of(rows: slice, h: torch.Tensor = h) -> torch.Tensor:
+            logits = catalogue_logits(h[rows], policy.item_embeddings(), temperature)
+            return torch.softmax(logits, dim=-1)
+
         if top_k is None:
-            fields = _over_catalogue(reward_model, b, mask, pi, lcb)
+            fields = _over_catalogue(reward_model, b, mask, pi_of, lcb)
         else:
-            fields = _over_top_k(reward_model, b, mask, pi, lcb, top_k)
+            fields = _over_top_k(reward_model, b, mask, pi_of(slice(None)), lcb, top_k)
         where = b["target_index"][mask.cpu().numpy()]
         for name, value in fields.items():
             out[name][where] = value.cpu().numpy()
@@ -147,23 +153,41 @@ def _advantages(
 
 
 def _over_catalogue(
-    reward_model: CatalogueRewardModel, b: dict, mask: torch.Tensor, pi: torch.Tensor, lcb: float
+    reward_model: CatalogueRewardModel,
+    b: dict,
+    mask: torch.Tensor,
+    pi_of: Callable[[slice], torch.Tensor],
+    lcb: float,
 ) -> dict[str, torch.Tensor]:
     """V(s) = sum over every title of pi(a|s) r_hat(s, a): the reward model scores the catalogue.
-    `mask` [B, L] marks the targets; pi [T, N] is theirs."""
-    tgt = b["target_ids"][mask][:, None]  # [T, 1]
+    `mask` [B, L] marks the targets; `pi_of(rows)` gives pi [rows, N] of those targets.
+
+    Every [targets, N] pass after the reward model's runs `ROWS_PER_PASS` targets at a time
+    (their rows are copied out of the reward model's [B * L, N] scores, never the whole batch):
+    each pass is memory-bound, and a few MB stay in the CPU's cache where the batch's [T, N]
+    tensors (~150 MB each) would stream from memory. Each row's figures are the same."""
+    tgt = b["target_ids"][mask]  # [T]
     if lcb:  # the catalogue-wide std is needed: the members' K scores are held
         scores = score_rewards(reward_model, b)[:, mask]  # [K, T, n_items + 1]
-        logged = scores.gather(-1, tgt.expand(len(scores), -1, -1))
+        logged = scores.gather(-1, tgt[:, None].expand(len(scores), -1, -1))
         mean, std = ensemble_mean_std(scores)
         r = mean.sub_(std.mul_(lcb))
+        at = torch.arange(len(r), device=r.device)  # the targets' rows of r
         del scores
     else:  # the members' mean directly, and the logged action's K scores apart
         x = (b["item_ids"], b["timestamps"], b["user_ids"], b["decision_ts"])
-        r = reward_model.score_catalogue_mean(*x)[mask]
+        r = reward_model.score_catalogue_mean(*x).flatten(0, 1)  # [B * L, n_items + 1]
+        at = mask.flatten().nonzero().squeeze(1)
         logged = reward_model.score_items(*x, b["target_ids"][..., None])[:, mask]
-    r[..., PAD] = 0.0  # the padding column is meaningless (and has probability 0)
-    return _fields(*ensemble_mean_std(logged), r.gather(-1, tgt)[..., 0], pi, r)
+    mean_a, std_a = ensemble_mean_std(logged)
+    r_logged = r[at, tgt]  # a target is never the padding column
+    v, swa = torch.empty_like(r_logged), torch.empty_like(r_logged)
+    for start in range(0, len(at), ROWS_PER_PASS):
+        rows = slice(start, start + ROWS_PER_PASS)
+        r_rows = r[at[rows]]
+        r_rows[:, PAD] = 0.0  # the padding column is meaningless (and has probability 0)
+        v[rows], swa[rows] = _fields(pi_of(rows), r_rows)
+    return _output(mean_a, std_a, r_logged, v, swa)
 
 
 def _over_top_k(
@@ -186,25 +210,31 @@ def _over_top_k(
     r = mean.sub_(std.mul_(lcb))
     logged = reward_model.score_items(*x, b["target_ids"][..., None])[:, mask]
     mean_a, std_a = ensemble_mean_std(logged)
-    return _fields(mean_a, std_a, mean_a[..., 0] - lcb * std_a[..., 0], pi_k, r)
+    return _output(mean_a, std_a, mean_a[..., 0] - lcb * std_a[..., 0], *_fields(pi_k, r))
 
 
-def _fields(
+def _fields(pi: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """V(s) and the state's policy-weighted advantage sum_a pi (r_hat - V) [T] from pi and
+    r_hat over the titles V(s) spans [T, N] (`r` is overwritten)."""
+    v = torch.linalg.vecdot(pi, r)
+    return v, torch.linalg.vecdot(pi, r.sub_(v[..., None]))
+
+
+def _output(
     mean_a: torch.Tensor,
     std_a: torch.Tensor,
     r_logged: torch.Tensor,
-    pi: torch.Tensor,
-    r: torch.Tensor,
+    v: torch.Tensor,
+    state_weighted_advantage: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """A batch's output fields from the targets' logged-action ensemble mean and std [T, 1],
-    r_hat [T], and pi and r_hat over the titles V(s) spans [T, N] (`r` is overwritten)."""
-    v = torch.linalg.vecdot(pi, r)
+    r_hat [T], V [T] and the policy-weighted advantage [T]."""
     return {
         "r_hat_mean": mean_a[..., 0],
         "r_hat_std": std_a[..., 0],
         "v": v,
         "advantage": r_logged - v,
-        "state_weighted_advantage": torch.linalg.vecdot(pi, r.sub_(v[..., None])),
+        "state_weighted_advantage": state_weighted_advantage,
     }
 
 
