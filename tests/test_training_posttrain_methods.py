@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+import training.posttrain.advantages as advantages
 from tests.toy import toy_sequences
 from training.core.config import ModelConfig
 from training.core.data import build_dataset
@@ -219,8 +220,6 @@ def test_advantages_are_zero_sum_per_state_and_match_the_formula():
 def test_advantages_taken_a_few_targets_per_pass_are_the_same(monkeypatch):
     """The catalogue path's [targets, titles] passes go `ROWS_PER_PASS` targets at a time: a
     batch cut into many passes (the last one short) gives every figure of one pass."""
-    import training.posttrain.advantages as advantages
-
     data = tiny_data()
     policy, rm = tiny_policy(data), reward_model(data, noise=0.5)
     for lcb in (0.0, 1.0):
@@ -232,7 +231,7 @@ def test_advantages_taken_a_few_targets_per_pass_are_the_same(monkeypatch):
         assert targets % 7 and targets > 3 * 7  # several passes and a short last one
         cut = compute_advantages(policy, rm, data, settings, log=QUIET)
         monkeypatch.undo()
-        for name in advantages.FIELDS:
+        for name in FIELDS:
             np.testing.assert_allclose(
                 getattr(cut, name), getattr(whole, name), rtol=0, atol=1e-6, equal_nan=True
             )
