@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +16,7 @@ import yaml
 
 from common.layout import DataLayout
 from orchestration.definitions import defs, robustness_defs
+from tests.tiny_world import copy_world, data_dir_set_to
 from training.robustness.condition import with_event_rewards
 from training.robustness.rewardstats import with_rewards
 from training.robustness.settings import RobustnessSettings
@@ -25,7 +25,6 @@ from training.robustness.world import load_world
 from watchlogs.oracle import Oracle
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"n_users": 40, "n_items": 120, "n_events": 1500, "n_days": 21, "seed": 1}
 SMALL = {
     "kinds": ["noise", "habit"],
     "levels": {"noise": [0.0, 1.0], "habit": [0.0, 2.0]},
@@ -51,22 +50,11 @@ def settings() -> RobustnessSettings:
 
 
 @pytest.fixture(scope="module")
-def root():
-    """Upstream of the study only (raw -> warehouse -> Feast, the pretrained policy), in its own
-    data directory so no other test module's data is touched."""
-    previous = os.environ["ASFT_DATA_DIR"]
-    os.environ["ASFT_DATA_DIR"] = tempfile.mkdtemp(prefix="asft-robustness-")
-    graph = defs.get_repository_def().asset_graph
-    keys = dg.AssetSelection.assets("pretrained_policy", "feature_registry").upstream()
-    config = {"ops": {"raw_watch_logs": {"config": TINY},
-                      "pretrained_policy": {"config": {"epochs": 2, "patience": 1}}}}  # fmt: skip
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("main_job").execute_in_process(
-            run_config=config, instance=instance, asset_selection=list(keys.resolve(graph))
-        )
-    assert result.success
-    yield Path(os.environ["ASFT_DATA_DIR"])
-    os.environ["ASFT_DATA_DIR"] = previous
+def root(tiny_world, tmp_path_factory):
+    """Upstream of the study only (raw -> warehouse -> Feast, the pretrained policy): a copy of
+    the tiny world, so no other test module's data is touched."""
+    with data_dir_set_to(copy_world(tiny_world, tmp_path_factory.mktemp("robustness") / "data")):
+        yield Path(os.environ["ASFT_DATA_DIR"])
 
 
 def test_levels_train_without_the_oracle_then_truth_is_added(root):

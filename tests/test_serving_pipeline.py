@@ -26,6 +26,7 @@ from features.export import USER_STATS
 from features.online import online_user_features, sample_user
 from features.store import feature_store
 from orchestration.definitions import defs
+from tests.tiny_world import REAPPLY, copy_world, world_keys
 from training.models.checkpoint import load_policy_on_temporal_split
 from training.models.recommender import Recommender, Request, popularity_of
 from training.posttrain.champion import register_champion
@@ -33,7 +34,6 @@ from training.serving.online import OnlineRecommender
 from training.serving.server import model_server
 
 NAME = "asft-recommender"
-TINY = {"n_users": 40, "n_items": 120, "n_events": 1500, "n_days": 21, "seed": 1}
 SKIPPED = {"advantages", "posttrained_policies"}  # the study: not what serving needs
 AT = 1_737_000_000.0  # the request time every path below is asked at
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +42,6 @@ ENV = os.environ | {"PYTHONPATH": str(ROOT), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_B
 
 def materialize(instance: dg.DagsterInstance, keys: set[str]) -> dg.ExecuteInProcessResult:
     config = {
-        "raw_watch_logs": {"config": TINY},
-        "pretrained_policy": {"config": {"epochs": 2, "patience": 1}},
         "reward_model": {
             "config": {"members": 2, "judge_members": 2, "epochs": 2, "feast_check_rows": 200}
         },
@@ -65,18 +63,20 @@ def batch_metadata(result: dg.ExecuteInProcessResult) -> dict:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The tiny run without the study, batch recommendations from the pretrained policy; then a
-    champion registered (the pretrained weights stand in for a post-trained policy: the tiny
-    study's rule registers none) and batch recommendations again."""
-    root = tmp_path_factory.mktemp("serving-data")
+def run(tiny_world, tmp_path_factory):
+    """The tiny run without the study (the tiny world's copy, then the rest), batch
+    recommendations from the pretrained policy; then a champion registered (the pretrained
+    weights stand in for a post-trained policy: the tiny study's rule registers none) and batch
+    recommendations again."""
+    root = copy_world(tiny_world, tmp_path_factory.mktemp("serving") / "data")
     with pytest.MonkeyPatch.context() as mp, dg.DagsterInstance.ephemeral() as instance:
         mp.setenv("ASFT_DATA_DIR", str(root))
         keys = {
             k.to_user_string() for k in defs.get_repository_def().asset_graph.get_all_asset_keys()
         }
+        rest = keys - SKIPPED - {"batch_recommendations"} - world_keys() | REAPPLY
         # Batch recommendations depend on the study only, so they run alone once the rest is in.
-        assert materialize(instance, keys - SKIPPED - {"batch_recommendations"}).success
+        assert materialize(instance, rest).success
         first = materialize(instance, {"batch_recommendations"})
         assert first.success
         policy, _, _, data = load_policy_on_temporal_split(root)

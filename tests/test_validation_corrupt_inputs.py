@@ -1,11 +1,11 @@
 """Bad input loses nothing: corrupt deliveries through the landing path and the real Dagster job.
 
-One good state (tiny simulator data: raw, warehouse, pretrained policy) is prepared once and
-copied per test. Each corrupt delivery must: fail the blocking raw gate with ERROR naming the
-expectation and the rows; land in quarantine with the reason (rows or the whole file); stop every
-downstream asset; leave raw, the warehouse (every table compared), features and models untouched.
-Fixed deliveries of the same names then give the same raw data and warehouse as a run where the
-bad files never arrived.
+The good state is a copy of the session's tiny world (tests/tiny_world.py: raw, warehouse, feature
+store, pretrained policy), copied again per test. Each corrupt delivery must: fail the blocking
+raw gate with ERROR naming the expectation and the rows; land in quarantine with the reason (rows
+or the whole file); stop every downstream asset; leave raw, the warehouse (every table compared),
+features and models untouched. Fixed deliveries of the same names then give the same raw data and
+warehouse as a run where the bad files never arrived.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,20 +25,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestration.definitions import defs
+from tests.tiny_world import TINY, copy_world
 from validation.paths import landing_dir, quarantine_dir
 from validation.thresholds import default_thresholds
 from watchlogs.partitioned import read_watch_logs
 
 T = default_thresholds()
-TINY = {"n_users": 30, "n_items": 80, "n_events": 900, "n_days": 14, "seed": 3}
 DELIVERY_ROWS = 24
 # Outside these, a refused delivery must leave the data directory byte for byte as it was.
 MUTABLE = ("landing", "quarantine", "gx")
-# The prepared state: raw, warehouse, feature store, the pretrained policy and Data Docs (the
-# reward model and post-training are left out to keep the test short).
-GOOD_STATE = dg.AssetSelection.all() - dg.AssetSelection.assets("pretrained_policy").downstream(
-    include_self=False
-) | dg.AssetSelection.assets("data_quality_report")
 # The fix-and-rerun comparison needs raw and the warehouse (and their gates), not training.
 RAW_AND_WAREHOUSE = dg.AssetSelection.assets("raw_watch_logs") | dg.AssetSelection.key_prefixes(
     ["staging"], ["intermediate"], ["marts"]
@@ -47,41 +41,23 @@ RAW_AND_WAREHOUSE = dg.AssetSelection.assets("raw_watch_logs") | dg.AssetSelecti
 
 
 def _run(root: Path, source: str, selection: dg.AssetSelection | None = None, **raw):
-    """main_job in-process on `root`; the model gate's popularity floor is off for 1-epoch runs."""
+    """main_job in-process on `root` (all of it, or the selection)."""
     os.environ["ASFT_DATA_DIR"] = str(root)
-    run_config = {
-        "ops": {
-            "raw_watch_logs": {"config": {**TINY, **raw, "source": source}},
-            "pretrained_policy": {"config": {"epochs": 1, "patience": 1}},
-            "pretrained_policy_gx_model_metrics": {"config": {"min_ratio_to_popularity": 0.0}},
-        }
-    }
+    run_config = {"ops": {"raw_watch_logs": {"config": {**TINY, **raw, "source": source}}}}
     keys = None
     if selection is not None:
         keys = list(selection.resolve(defs.get_repository_def().asset_graph))
-        if dg.AssetKey("pretrained_policy") not in keys:
-            run_config["ops"] = {
-                k: v for k, v in run_config["ops"].items() if not k.startswith("pretrained")
-            }
     with dg.DagsterInstance.ephemeral() as instance:
         return defs.resolve_job_def("main_job").execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False, asset_selection=keys
         )
 
 
-def _copy(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
 @pytest.fixture(scope="module")
-def good_state(tmp_path_factory) -> Path:
-    """Raw logs, warehouse and a pretrained policy from one full run of main_job."""
+def good_state(tiny_world, tmp_path_factory) -> Iterator[Path]:
+    """Raw logs, warehouse, feature store and a pretrained policy: the tiny world's copy."""
     previous = os.environ["ASFT_DATA_DIR"]
-    root = tmp_path_factory.mktemp("corrupt") / "good"
-    result = _run(root, "simulator", GOOD_STATE)
-    assert result.success
-    yield root
+    yield copy_world(tiny_world, tmp_path_factory.mktemp("corrupt") / "good")
     os.environ["ASFT_DATA_DIR"] = previous
 
 
@@ -230,7 +206,7 @@ def _raw_rows(root: Path) -> pa.Table:
 @pytest.mark.parametrize("case", list(CASES))
 def test_corrupt_delivery_is_quarantined_and_stops_the_chain(good_state, tmp_path, case):
     make, reason, bad_rows, kind = CASES[case]
-    root = _copy(good_state, tmp_path / "data")
+    root = copy_world(good_state, tmp_path / "data")
     before_files, before_tables = _file_hashes(root), warehouse_tables(root)
     name = f"{case}.parquet"
     corrupt = make(good_delivery(root, name), root)
@@ -273,13 +249,13 @@ def test_corrupt_delivery_is_quarantined_and_stops_the_chain(good_state, tmp_pat
 def test_fixed_deliveries_give_the_result_of_never_having_had_bad_ones(good_state, tmp_path):
     names = [f"{case}.parquet" for case in CASES]
     # Reference: the good deliveries arrive first time.
-    clean = _copy(good_state, tmp_path / "clean")
+    clean = copy_world(good_state, tmp_path / "clean")
     for name in names:
         deliver(clean, name, good_delivery(clean, name))
     assert _run(clean, "landing", RAW_AND_WAREHOUSE).success
 
     # The same deliveries arrive corrupt (all refused, nothing changes), then fixed.
-    fixed = _copy(good_state, tmp_path / "fixed")
+    fixed = copy_world(good_state, tmp_path / "fixed")
     before = warehouse_tables(fixed)
     for case, name in zip(CASES, names, strict=True):
         deliver(fixed, name, CASES[case][0](good_delivery(fixed, name), fixed))
