@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
-from dbt_helpers import run_dbt
 
-from common.paths import DATA_DIR_ENV, data_dir, raw_watch_logs_dir, warehouse_path
+from common.paths import raw_watch_logs_dir, warehouse_path
 from orchestration.definitions import defs
-from orchestration.defs.transforms.assets import record_built_from
 from orchestration.resources import dbt_project
+from tests.tiny_world import TINY, copy_world, data_dir_set_to
 from watchlogs.partitioned import DayWindow, write_daily_partitions
 from watchlogs.simulator import SimulatorConfig, simulate
 from watchlogs.sources import produce_raw_watch_logs
 
-TINY = {"n_users": 40, "n_items": 120, "n_events": 1500, "n_days": 21}
-BACKFILL = ("2025-01-08", "2025-01-10")  # three days inside the tiny simulation's 21
+BACKFILL = ("2025-01-08", "2025-01-10")  # three days inside the tiny world's 21
 OUTSIDE = "2025-01-14"  # a day the backfill must not touch
 MARK = 0.123456789  # a watch fraction no event has (within the column's tested range)
 RAW = dg.AssetKey("raw_watch_logs")
@@ -61,13 +58,28 @@ def _backfill(instance: dg.DagsterInstance, first: str, last: str):
 
 
 def _tables() -> dict[str, list[tuple]]:
-    """Every warehouse table (all schemas), rows sorted."""
+    """Every warehouse table (all schemas), rows sorted; the raw file a row came from is named
+    from the raw folder on (the full build was made in the world's directory, not this copy)."""
     with duckdb.connect(str(warehouse_path()), read_only=True) as con:
         names = con.execute(
             "select table_schema || '.' || table_name from information_schema.tables "
             "where table_type = 'BASE TABLE' order by 1"
         ).fetchall()
-        return {n: con.execute(f"select * from {n} order by all").fetchall() for (n,) in names}
+        return {n: con.execute(f"select {_columns(con, n)} from {n} order by all").fetchall()
+                for (n,) in names}  # fmt: skip
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    names = [c for (c,) in con.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema || '.' || table_name = ? order by ordinal_position", [table],
+    ).fetchall()]  # fmt: skip
+    return ", ".join(
+        f"regexp_replace({c}, '^.*/raw/watch_logs/', 'raw/watch_logs/') as {c}"
+        if c == "source_file"
+        else f'"{c}"'
+        for c in names
+    )
 
 
 def _raw_bytes() -> dict[str, bytes]:
@@ -94,51 +106,36 @@ def _tamper(days: list[str]) -> None:
         )
 
 
-def _full_build(work_dir: Path) -> None:
-    """The whole source and a full `dbt build` (the CLI: cheaper than a Dagster run), stamped
-    as built from this dataset so the Dagster runs after it are incremental."""
-    produce_raw_watch_logs("simulator", data_dir(), SimulatorConfig(**TINY))
-    run_dbt(["build", "--exclude-resource-type", "unit_test"], data_dir(), work_dir)
-    record_built_from(k for k in _raw_and_warehouse() if k != RAW)
-
-
 @pytest.fixture(scope="module")
-def backfills(tmp_path_factory) -> Iterator[dict]:
-    """Full build; tamper one backfill day and one other day; the backfill twice."""
-    previous = os.environ.get(DATA_DIR_ENV)
-    os.environ[DATA_DIR_ENV] = str(tmp_path_factory.mktemp("partitions-data"))
-    try:
-        with dg.DagsterInstance.ephemeral() as instance:
-            _full_build(tmp_path_factory.mktemp("dbt-work"))
-            full, full_raw = _tables(), _raw_bytes()
-            expected_outside = _watch_fraction_by_day(OUTSIDE)
-            _tamper([BACKFILL[1], OUTSIDE])
-            runs = []
-            for _ in range(2):
-                result = _backfill(instance, *BACKFILL)
-                runs.append(
-                    {
-                        "result": result,
-                        "tables": _tables(),
-                        "raw": _raw_bytes(),
-                        "in_window": _watch_fraction_by_day(BACKFILL[1]),
-                        "outside": _watch_fraction_by_day(OUTSIDE),
-                    }
-                )
-            yield {
-                "full": full,
-                "full_raw": full_raw,
-                "expected_outside": expected_outside,
-                "runs": runs,
-                "materialized": {
-                    key: instance.get_materialized_partitions(key) for key in (RAW, DAILY_MODEL)
-                },
-            }
-    finally:
-        if previous is None:
-            os.environ.pop(DATA_DIR_ENV, None)
-        else:
-            os.environ[DATA_DIR_ENV] = previous
+def backfills(tiny_world, tmp_path_factory) -> Iterator[dict]:
+    """The full build (the tiny world's copy: main_job built raw and the warehouse); tamper one
+    backfill day and one other day; the backfill twice."""
+    root = copy_world(tiny_world, tmp_path_factory.mktemp("partitions") / "data")
+    with data_dir_set_to(root), dg.DagsterInstance.ephemeral() as instance:
+        full, full_raw = _tables(), _raw_bytes()
+        expected_outside = _watch_fraction_by_day(OUTSIDE)
+        _tamper([BACKFILL[1], OUTSIDE])
+        runs = []
+        for _ in range(2):
+            result = _backfill(instance, *BACKFILL)
+            runs.append(
+                {
+                    "result": result,
+                    "tables": _tables(),
+                    "raw": _raw_bytes(),
+                    "in_window": _watch_fraction_by_day(BACKFILL[1]),
+                    "outside": _watch_fraction_by_day(OUTSIDE),
+                }
+            )
+        yield {
+            "full": full,
+            "full_raw": full_raw,
+            "expected_outside": expected_outside,
+            "runs": runs,
+            "materialized": {
+                key: instance.get_materialized_partitions(key) for key in (RAW, DAILY_MODEL)
+            },
+        }
 
 
 def test_a_backfill_of_three_days_run_twice_gives_identical_tables(backfills):
@@ -199,7 +196,8 @@ def test_a_backfill_window_costs_dbt_no_parse(backfills):
     project again in the partitioned step and again in the next)."""
     first, second = (run["result"].run_id[:7] for run in backfills["runs"])
     steps = ("warehouse_models", "warehouse_daily_models", "warehouse_models_2")
-    # The first run's first step has no kept parse yet: the full build was the dbt CLI's.
+    # The first run's first step has no kept parse of this directory yet: the world's was made
+    # where the world was built, and the DuckDB path is part of dbt's profile.
     for run, step in [(first, s) for s in steps[1:]] + [(second, s) for s in steps]:
         (log,) = (dbt_project.project_dir / "target").glob(f"{step}-{run}-*/dbt.log")
         assert "Partial parsing enabled" in log.read_text(), (run, step)
