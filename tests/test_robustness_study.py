@@ -6,7 +6,6 @@ the Dagster job (its own Definitions, off main_job) runs configs-shaped settings
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -53,8 +52,9 @@ def settings() -> RobustnessSettings:
 def root(tiny_world, tmp_path_factory):
     """Upstream of the study only (raw -> warehouse -> Feast, the pretrained policy): a copy of
     the tiny world, so no other test module's data is touched."""
-    with data_dir_set_to(copy_world(tiny_world, tmp_path_factory.mktemp("robustness") / "data")):
-        yield Path(os.environ["ASFT_DATA_DIR"])
+    copy = copy_world(tiny_world, tmp_path_factory.mktemp("robustness") / "data")
+    with data_dir_set_to(copy) as root:
+        yield root
 
 
 def test_levels_train_without_the_oracle_then_truth_is_added(root):
