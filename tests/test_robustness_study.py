@@ -52,8 +52,8 @@ def settings() -> RobustnessSettings:
 def root(tiny_world, tmp_path_factory):
     """Upstream of the study only (raw -> warehouse -> Feast, the pretrained policy): a copy of
     the tiny world, so no other test module's data is touched."""
-    copy = copy_world(tiny_world, tmp_path_factory.mktemp("robustness") / "data")
-    with data_dir_set_to(copy) as root:
+    root = copy_world(tiny_world, tmp_path_factory.mktemp("robustness") / "data")
+    with data_dir_set_to(root):
         yield root
 
 

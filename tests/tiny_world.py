@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
+from unittest import mock
 
 import dagster as dg
 from filelock import FileLock
 
+from common.paths import DATA_DIR_ENV
 from orchestration.definitions import defs
 
 TINY = {"n_users": 40, "n_items": 120, "n_events": 1500, "n_days": 21, "seed": 1}
@@ -39,18 +40,9 @@ def world_keys() -> set[str]:
     return {k.to_user_string() for k in WORLD.resolve(defs.get_repository_def().asset_graph)}
 
 
-@contextmanager
-def data_dir_set_to(root: Path) -> Iterator[Path]:
+def data_dir_set_to(root: Path) -> AbstractContextManager:
     """ASFT_DATA_DIR pointed at root for the block, then as it was."""
-    previous = os.environ.get("ASFT_DATA_DIR")
-    os.environ["ASFT_DATA_DIR"] = str(root)
-    try:
-        yield root
-    finally:
-        if previous is None:
-            os.environ.pop("ASFT_DATA_DIR", None)
-        else:
-            os.environ["ASFT_DATA_DIR"] = previous
+    return mock.patch.dict(os.environ, {DATA_DIR_ENV: str(root)})
 
 
 def build_world(root: Path) -> None:
